@@ -1,0 +1,4 @@
+from digit_recognizer.cli import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The command line: LightningCLI's fit/validate/test/predict, plus run-aware checkpoint paths.
+
+`--ckpt_path last` resumes the newest earlier run (and keeps logging into its folder) instead of
+Lightning's default of looking in the new, empty run folder; `best` finds that run's best
+checkpoint. Problems the user can fix are printed as one line (`--verbose` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from jsonargparse import Namespace
+from lightning.pytorch.cli import LightningCLI
+
+from digit_recognizer.data import KaggleDigitsDataModule
+from digit_recognizer.errors import CheckpointError, UserError
+from digit_recognizer.module import DigitClassifier
+from digit_recognizer.runs import find_checkpoint, run_dir_of
+
+EVALUATING = ("validate", "test", "predict")
+_FILE_LOGGERS = ("TensorBoardLogger", "CSVLogger")
+
+
+class DigitCLI(LightningCLI):
+    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        super().__init__(
+            DigitClassifier,
+            KaggleDigitsDataModule,
+            save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config.yaml
+            auto_configure_optimizers=False,  # the model's optimizer/scheduler arguments choose them
+            args=args,
+            run=run,
+        )
+
+    def before_instantiate_classes(self) -> None:
+        if self.subcommand is None:
+            return
+        config = self.config[self.subcommand]
+        ckpt_path = config.get("ckpt_path")
+        if ckpt_path is None:
+            if self.subcommand in EVALUATING:
+                raise CheckpointError(
+                    f"{self.subcommand} needs --ckpt_path: a checkpoint file, or 'best' or 'last' of the newest run"
+                )
+            return
+        logger = _file_logger(config.trainer.logger)
+        log_root = _log_root(logger, config.trainer.default_root_dir)
+        if ckpt_path in ("last", "best"):
+            ckpt_path = str(find_checkpoint(log_root, ckpt_path))
+            config.ckpt_path = ckpt_path
+        if not Path(ckpt_path).is_file():
+            raise CheckpointError(f"{ckpt_path}: checkpoint file not found")
+        run = run_dir_of(ckpt_path)
+        if logger is not None and run.parent == log_root.resolve() and run.name.startswith("version_"):
+            logger.init_args.version = int(run.name.removeprefix("version_"))  # keep logging into that run
+
+
+def _file_logger(logger: object) -> Namespace | None:
+    """The configured TensorBoard or CSV logger, when exactly one is given as class_path/init_args."""
+    if isinstance(logger, list) and len(logger) == 1:
+        logger = logger[0]
+    if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith(_FILE_LOGGERS):
+        return logger
+    return None
+
+
+def _log_root(logger: Namespace | None, default_root_dir: str | None) -> Path:
+    """The folder that holds the version_N run folders."""
+    if logger is None:  # Lightning's default logger
+        return Path(default_root_dir or ".") / "lightning_logs"
+    args = logger.init_args
+    return Path(args.get("save_dir") or default_root_dir or ".") / (args.get("name") or "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point; `--verbose` before the subcommand shows tracebacks of user errors."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = bool(argv) and argv[0] == "--verbose"  # validate/test have their own --verbose
+    if verbose:
+        argv.pop(0)
+    try:
+        DigitCLI(args=argv)
+    except UserError as exc:
+        if verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,165 @@
+"""Read and validate the Kaggle CSVs into uint8 tensors.
+
+Every problem is raised as a `DataError` whose message names the file, the line (as a text editor
+counts it: the header is line 1) and the column, so a user can open the file and fix it.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from digit_recognizer.constants import IMAGE_SIZE, LABEL_COLUMN, NUM_CLASSES, NUM_PIXELS, PIXEL_COLUMNS, PIXEL_MAX
+from digit_recognizer.errors import DataError
+from digit_recognizer.files import atomic_path
+
+_FIRST_DATA_LINE = 2  # line 1 is the header
+_TOKENIZER_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Images as uint8 (N, 28, 28) and, for labelled files, labels as int64 (N,)."""
+
+    images: Tensor
+    labels: Tensor | None
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def read_digits_csv(path: str | Path, labelled: bool) -> Digits:
+    """Parse a Kaggle CSV (plain or .gz, CRLF or BOM accepted) and check every cell."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    expected = ([LABEL_COLUMN] if labelled else []) + list(PIXEL_COLUMNS)
+    header = _read_header(path)
+    _check_header(path, header, expected, labelled)
+    frame = _read_rows(path, len(expected))
+    values = _integer_values(path, frame, expected)
+    if labelled:
+        _check_range(path, values[:, :1], expected[:1], NUM_CLASSES - 1)
+        _check_range(path, values[:, 1:], expected[1:], PIXEL_MAX)
+        labels = torch.from_numpy(values[:, 0].astype(np.int64))
+        pixels = values[:, 1:]
+    else:
+        _check_range(path, values, expected, PIXEL_MAX)
+        labels, pixels = None, values
+    images = torch.from_numpy(pixels.astype(np.uint8)).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    return Digits(images=images, labels=labels)
+
+
+def write_digits_csv(path: Path, images: Tensor, labels: Tensor | None) -> None:
+    """Write uint8 images (N, 28, 28) and optional labels as a Kaggle CSV, atomically."""
+    pixels = pd.DataFrame(images.reshape(-1, NUM_PIXELS).numpy().astype(np.uint8), columns=list(PIXEL_COLUMNS))
+    if labels is not None:
+        pixels.insert(0, LABEL_COLUMN, labels.numpy().astype(np.int64))
+    with atomic_path(path) as tmp:
+        pixels.to_csv(tmp, index=False, compression="gzip" if path.suffix == ".gz" else None)
+
+
+def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
+    """pandas.read_csv with decompression and encoding failures turned into DataErrors."""
+    try:
+        return pd.read_csv(path, encoding="utf-8-sig", **kwargs)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (EOFError, zlib.error) as exc:
+        raise DataError(f"{path}: truncated or corrupt compressed file ({exc})") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text CSV (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:  # gzip.BadGzipFile and friends
+        raise DataError(f"{path}: cannot read the file ({exc})") from None
+
+
+def _read_header(path: Path) -> list[str]:
+    return [str(name) for name in _read_csv(path, nrows=0).columns]
+
+
+def _check_header(path: Path, header: list[str], expected: list[str], labelled: bool) -> None:
+    if header == expected:
+        return
+    if labelled and LABEL_COLUMN not in header:
+        raise DataError(f"{path}: line 1: no '{LABEL_COLUMN}' column; a training file starts with '{LABEL_COLUMN}'")
+    if not labelled and LABEL_COLUMN in header:
+        raise DataError(
+            f"{path}: line 1: has a '{LABEL_COLUMN}' column; a test file holds pixel columns only "
+            "(is this the training file?)"
+        )
+    missing = [name for name in expected if name not in header]
+    if missing:
+        raise DataError(f"{path}: line 1: missing column '{missing[0]}' ({len(missing)} missing)")
+    extra = [name for name in header if name not in expected]
+    if extra:
+        raise DataError(f"{path}: line 1: unexpected column '{extra[0]}' ({len(extra)} unexpected)")
+    position = next(i for i, (got, want) in enumerate(zip(header, expected)) if got != want)
+    raise DataError(f"{path}: line 1: column {position + 1} is '{header[position]}', expected '{expected[position]}'")
+
+
+def _read_rows(path: Path, width: int) -> pd.DataFrame:
+    try:
+        frame = _read_csv(path, header=None, skiprows=1, skip_blank_lines=False, low_memory=False)
+    except DataError as exc:
+        if "the file is empty" in str(exc):
+            raise DataError(f"{path}: has a header but no data rows") from None
+        raise
+    except pd.errors.ParserError as exc:
+        match = _TOKENIZER_ERROR.search(str(exc))
+        if not match:
+            raise DataError(f"{path}: malformed CSV ({exc})") from None
+        seen_first, line, saw = (int(group) for group in match.groups())
+        if seen_first != width:  # pandas takes the first data row's width as the norm
+            raise DataError(f"{path}: line {_FIRST_DATA_LINE}: {seen_first} fields, the header has {width}") from None
+        raise DataError(f"{path}: line {line}: {saw} fields, the header has {width}") from None
+    if frame.shape[1] != width:
+        raise DataError(f"{path}: line {_FIRST_DATA_LINE}: {frame.shape[1]} fields, the header has {width}")
+    if len(frame) == 0:
+        raise DataError(f"{path}: has a header but no data rows")
+    return frame
+
+
+def _integer_values(path: Path, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """The cells as one int64 array; the first cell that is not a whole number is reported."""
+    bad = [i for i, dtype in enumerate(frame.dtypes) if not pd.api.types.is_integer_dtype(dtype)]
+    if not bad:
+        return frame.to_numpy(dtype=np.int64)
+    problems = []  # (row, column, message) of the first bad cell in each bad column
+    for column in bad:
+        cells = frame.iloc[:, column]
+        numbers = pd.to_numeric(cells, errors="coerce")
+        missing = cells.isna().to_numpy()
+        non_numeric = numbers.isna().to_numpy() & ~missing
+        fractional = (numbers.notna() & (numbers != np.floor(numbers))).to_numpy()
+        for mask, describe in (
+            (missing, lambda row: "empty cell"),
+            (non_numeric, lambda row: f"{cells.iloc[row]!r} is not a number"),
+            (fractional, lambda row: f"{cells.iloc[row]!r} is not a whole number"),
+        ):
+            if mask.any():
+                row = int(np.argmax(mask))
+                problems.append((row, column, describe(row)))
+    if not problems:  # a float column holding whole numbers only, e.g. "3.0"
+        return frame.to_numpy(dtype=np.float64).astype(np.int64)
+    row, column, message = min(problems)
+    if frame.iloc[row].isna().all():
+        raise DataError(f"{path}: line {row + _FIRST_DATA_LINE}: blank line")
+    raise DataError(f"{path}: line {row + _FIRST_DATA_LINE}, column '{columns[column]}': {message}")
+
+
+def _check_range(path: Path, values: np.ndarray, columns: list[str], maximum: int) -> None:
+    outside = (values < 0) | (values > maximum)
+    if not outside.any():
+        return
+    row, column = np.argwhere(outside)[0]
+    raise DataError(
+        f"{path}: line {row + _FIRST_DATA_LINE}, column '{columns[column]}': "
+        f"{values[row, column]} is outside 0..{maximum}"
+    )

@@ -1,0 +1,171 @@
+"""KaggleDigitsDataModule: the competition CSVs as train, validation, test and predict loaders.
+
+Images stay uint8 until they reach the device (784 bytes an image cross the bus); there they are
+scaled to [0, 1] and, during training only, augmented a whole batch at a time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch import Tensor
+from torch.utils.data import DataLoader, TensorDataset
+
+from digit_recognizer.constants import PIXEL_MAX, TEST_FILE, TRAIN_FILE
+from digit_recognizer.data.augment import BatchRandomAffine
+from digit_recognizer.data.cache import load_digits
+from digit_recognizer.data.download import fetch_competition_data
+from digit_recognizer.data.split import stratified_split
+from digit_recognizer.errors import DataError
+
+
+class KaggleDigitsDataModule(LightningDataModule):
+    """The Kaggle "Digit Recognizer" data with the reference recipe's split and augmentation.
+
+    Args:
+        data_dir: Folder with train.csv and test.csv (each plain or .gz); fetched into it when absent.
+        fallback_dirs: Folders read in place when data_dir has no CSVs (tried before fetching).
+        download: Fetch the CSVs (Kaggle API, else MNIST through torchvision) when none are found.
+        cache_dir: Where parsed tensors are cached; default ~/.cache/digit_recognizer.
+        batch_size: Images per batch on each device.
+        val_fraction: Share of train.csv held out for validation, stratified by label; 0 trains on all.
+        split_seed: Seed of the validation split (independent of the training seed).
+        augment: Randomly rotate, zoom and shift training images.
+        rotation_degrees: Largest rotation, in degrees either way.
+        zoom: Largest zoom in or out, as a fraction, drawn separately for x and y.
+        shift: Largest shift, as a fraction of the image size, separately for x and y.
+        test_csv: Labelled CSV that `test` scores; default: the validation split.
+        predict_csv: Unlabelled CSV that `predict` labels; default: test.csv beside train.csv.
+        num_workers: DataLoader worker processes (0: load in the main process, fastest for this data).
+    """
+
+    def __init__(
+        self,
+        data_dir: str = "data",
+        fallback_dirs: tuple[str, ...] = (),
+        download: bool = True,
+        cache_dir: str | None = None,
+        batch_size: int = 86,
+        val_fraction: float = 0.1,
+        split_seed: int = 42,
+        augment: bool = True,
+        rotation_degrees: float = 10.0,
+        zoom: float = 0.1,
+        shift: float = 0.1,
+        test_csv: str | None = None,
+        predict_csv: str | None = None,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= val_fraction < 1.0:
+            raise DataError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        self.save_hyperparameters()
+        self.augmenter = BatchRandomAffine(rotation_degrees, zoom, shift) if augment else None
+        self.train_set: TensorDataset | None = None
+        self.val_set: TensorDataset | None = None
+        self.test_set: TensorDataset | None = None
+        self.predict_set: TensorDataset | None = None
+
+    # -- locating and fetching the files ------------------------------------------------------
+
+    def _source_dir(self) -> Path | None:
+        """The first of data_dir and fallback_dirs that holds a competition CSV."""
+        for folder in (self.hparams.data_dir, *self.hparams.fallback_dirs):
+            if any(_existing(Path(folder) / name) for name in (TRAIN_FILE, TEST_FILE)):
+                return Path(folder)
+        return None
+
+    def csv_path(self, name: str) -> Path:
+        """Path of train.csv or test.csv (or its .gz) in the source folder."""
+        folder = self._source_dir()
+        if folder is None:
+            raise DataError(
+                f"{self.hparams.data_dir}: no {TRAIN_FILE} or {TEST_FILE} (plain or .gz); "
+                "put them there or set --data.download true to fetch them"
+            )
+        return _existing(folder / name) or folder / name
+
+    def prepare_data(self) -> None:
+        if self._source_dir() is None and self.hparams.download:
+            fetch_competition_data(Path(self.hparams.data_dir))
+
+    # -- datasets -----------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        needs_split = stage in ("fit", "validate") or (stage == "test" and not self.hparams.test_csv)
+        if needs_split and self.train_set is None:
+            self._split_train_csv()
+        if stage == "validate" and self.val_set is None:
+            raise DataError("validate needs a validation split: set --data.val_fraction above 0")
+        if stage == "test":
+            self.test_set = self._labelled_test_set()
+        if stage == "predict":
+            path = Path(self.hparams.predict_csv) if self.hparams.predict_csv else self.csv_path(TEST_FILE)
+            self.predict_set = TensorDataset(self._load(path, labelled=False).images)
+
+    def _load(self, path: Path, labelled: bool):
+        return load_digits(path, labelled=labelled, cache_dir=self.hparams.cache_dir)
+
+    def _split_train_csv(self) -> None:
+        digits = self._load(self.csv_path(TRAIN_FILE), labelled=True)
+        train, val = stratified_split(digits.labels, self.hparams.val_fraction, self.hparams.split_seed)
+        self.train_set = TensorDataset(digits.images[train], digits.labels[train])
+        self.val_set = TensorDataset(digits.images[val], digits.labels[val]) if len(val) else None
+
+    def _labelled_test_set(self) -> TensorDataset:
+        if self.hparams.test_csv:
+            digits = self._load(Path(self.hparams.test_csv), labelled=True)
+            return TensorDataset(digits.images, digits.labels)
+        if self.val_set is None:
+            raise DataError("test scores the validation split by default: set --data.val_fraction above 0 "
+                            "or name a labelled CSV with --data.test_csv")
+        return self.val_set
+
+    # -- loaders ------------------------------------------------------------------------------
+
+    def _loader(self, dataset: TensorDataset | None, shuffle: bool = False) -> DataLoader | list:
+        if dataset is None:
+            return []  # Lightning skips a loop without batches (training on all rows: no validation)
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            shuffle=shuffle,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader(self.val_set)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.test_set)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader(self.predict_set)
+
+    def on_after_batch_transfer(self, batch: list[Tensor], dataloader_idx: int) -> list[Tensor]:
+        """On the device: uint8 -> float in [0, 1] with a channel axis; augment when training."""
+        images, *rest = batch
+        images = to_model_input(images)
+        if self.augmenter is not None and self.trainer is not None and self.trainer.training:
+            images = self.augmenter(images)
+        return [images, *rest]
+
+
+def to_model_input(images: Tensor) -> Tensor:
+    """uint8 (B, 28, 28) -> float32 (B, 1, 28, 28) in [0, 1], the scaling the reference used."""
+    return images.unsqueeze(1).to(torch.float32).div_(PIXEL_MAX)
+
+
+def _existing(path: Path) -> Path | None:
+    """The path itself or its .gz twin, whichever exists."""
+    for candidate in (path, path.with_name(path.name + ".gz")):
+        if candidate.is_file():
+            return candidate
+    return None

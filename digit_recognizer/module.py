@@ -1,0 +1,114 @@
+"""DigitClassifier: the LightningModule that trains DigitCNN with the reference recipe.
+
+It knows nothing of CSVs: batches arrive as float images in [0, 1] and integer labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torchmetrics.classification import MulticlassAccuracy
+
+from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
+from digit_recognizer.model import DigitCNN
+
+STAGES = ("train", "val", "test")
+
+
+def reference_optimizer(params: Iterable[nn.Parameter]) -> Optimizer:
+    """Keras' RMSprop(lr=1e-3): its rho is 0.9 where PyTorch's default alpha is 0.99."""
+    return torch.optim.RMSprop(params, lr=1e-3, alpha=0.9, eps=1e-8)
+
+
+def reference_scheduler(optimizer: Optimizer) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    """Keras' ReduceLROnPlateau(val_acc, patience=3, factor=.5, min_lr=1e-5) in PyTorch's terms.
+
+    Keras halves the rate once 3 epochs in a row fail to improve; PyTorch waits for one more
+    epoch than its `patience`, so the same behaviour is patience=2. Keras' `min_delta` is
+    PyTorch's absolute threshold.
+    """
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=0.5, patience=2, threshold=1e-4, threshold_mode="abs", min_lr=1e-5
+    )
+
+
+class DigitClassifier(LightningModule):
+    """Cross-entropy training of DigitCNN with torchmetrics accuracy per stage.
+
+    Args:
+        optimizer: Builds the optimizer from the parameters (default: the reference RMSprop).
+        scheduler: Builds the learning-rate scheduler from the optimizer, or null for none
+            (default: the reference ReduceLROnPlateau on validation accuracy).
+        scheduler_monitor: Metric a ReduceLROnPlateau scheduler watches.
+        scheduler_interval: Step the scheduler every "epoch" or every "step".
+        label_smoothing: Cross-entropy label smoothing for training (0: none, as in the reference).
+        conv_dropout: Dropout after each convolution block.
+        dense_dropout: Dropout before the output layer.
+    """
+
+    def __init__(
+        self,
+        optimizer: OptimizerCallable = reference_optimizer,
+        scheduler: LRSchedulerCallable | None = reference_scheduler,
+        scheduler_monitor: str = "val/acc",
+        scheduler_interval: Literal["epoch", "step"] = "epoch",
+        label_smoothing: float = 0.0,
+        conv_dropout: float = 0.25,
+        dense_dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.network = DigitCNN(conv_dropout=conv_dropout, dense_dropout=dense_dropout)
+        self.accuracy = nn.ModuleDict({f"{stage}_acc": MulticlassAccuracy(NUM_CLASSES, average="micro") for stage in STAGES})
+        self.example_input_array = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.network(images)
+
+    def _evaluate(self, batch: list[Tensor], stage: str) -> Tensor:
+        images, labels = batch
+        logits = self(images)
+        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
+        loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
+        accuracy = self.accuracy[f"{stage}_acc"]
+        accuracy(logits, labels)
+        self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
+                 sync_dist=stage != "train", batch_size=len(labels))
+        self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
+        loss = self._evaluate(batch, "train")
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False)
+        return loss
+
+    def validation_step(self, batch: list[Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: list[Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def predict_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
+        """Class probabilities, so that several models' predictions can be averaged."""
+        return self(batch[0]).softmax(dim=1)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer)
+        # strict=False: training on every row (val_fraction=0) has no val/acc to watch; the
+        # plateau scheduler then keeps its rate instead of stopping the run.
+        config = {"scheduler": scheduler, "interval": self.hparams.scheduler_interval, "strict": False}
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            config["monitor"] = self.hparams.scheduler_monitor
+        return {"optimizer": optimizer, "lr_scheduler": config}
