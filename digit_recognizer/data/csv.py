@@ -139,9 +139,9 @@ def _integer_values(path: Path, frame: pd.DataFrame, columns: list[str]) -> np.n
         non_numeric = numbers.isna().to_numpy() & ~missing
         fractional = (numbers.notna() & (numbers != np.floor(numbers))).to_numpy()
         for mask, describe in (
-            (missing, lambda row: "empty cell"),
+            (missing, lambda row: "empty or missing cell"),
             (non_numeric, lambda row: f"{cells.iloc[row]!r} is not a number"),
-            (fractional, lambda row: f"{cells.iloc[row]!r} is not a whole number"),
+            (fractional, lambda row: f"{float(numbers.iloc[row]):g} is not a whole number"),
         ):
             if mask.any():
                 row = int(np.argmax(mask))

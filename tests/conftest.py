@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny Kaggle-layout CSVs written by the tests themselves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
+from digit_recognizer.data.csv import write_digits_csv
+
+REPO = Path(__file__).resolve().parents[1]
+CNN_CONFIG = REPO / "configs" / "cnn.yaml"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def random_digits(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """n uint8 images whose brightest quadrant pattern depends on the label (so it is learnable)."""
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % NUM_CLASSES
+    images = torch.randint(0, 60, (n, IMAGE_SIZE, IMAGE_SIZE), generator=generator, dtype=torch.uint8)
+    for i, label in enumerate(labels.tolist()):
+        row, col = divmod(label, 4)
+        images[i, row * 7 : row * 7 + 7, col * 7 : col * 7 + 7] = 250
+    return images, labels
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    """A data folder with a 200-row train.csv and a 50-row test.csv.gz."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    images, labels = random_digits(200)
+    write_digits_csv(folder / "train.csv", images, labels)
+    write_digits_csv(folder / "test.csv.gz", random_digits(50, seed=1)[0], None)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Keep the parsed-CSV cache of every test out of the user's ~/.cache."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    return cache
+
+
+def run_cli(*args: str, cwd: Path, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
+    """`python -m digit_recognizer ARGS` in a subprocess, as a user would run it."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    result = subprocess.run(
+        [sys.executable, "-m", "digit_recognizer", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
+    return result
+
+
+def tiny_run_args(data_dir: Path, *extra: str) -> list[str]:
+    """The reference config on tiny data: one short epoch, no fetching, nothing outside tmp."""
+    return [
+        "--config", str(CNN_CONFIG),
+        "--data.data_dir", str(data_dir),
+        "--data.fallback_dirs", "[]",
+        "--data.download", "false",
+        "--data.batch_size", "32",
+        "--trainer.max_epochs", "1",
+        "--trainer.limit_train_batches", "3",
+        "--trainer.enable_model_summary", "false",
+        *extra,
+    ]

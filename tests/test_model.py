@@ -1,0 +1,64 @@
+import torch
+from torch import nn
+
+from digit_recognizer.model import DigitCNN
+from digit_recognizer.module import DigitClassifier
+
+
+def test_parameter_count_matches_the_keras_reference():
+    model = DigitCNN()
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 887_530
+    assert sum(p.numel() for p in DigitClassifier().parameters() if p.requires_grad) == 887_530
+
+
+def test_layer_output_shapes():
+    model = DigitCNN().eval()
+    shapes = []
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.Flatten, nn.Linear)):
+            module.register_forward_hook(lambda m, i, out: shapes.append((type(m).__name__, tuple(out.shape[1:]))))
+    logits = model(torch.rand(2, 1, 28, 28))
+    assert logits.shape == (2, 10)
+    assert shapes == [
+        ("Conv2d", (32, 28, 28)), ("Conv2d", (32, 28, 28)), ("MaxPool2d", (32, 14, 14)),
+        ("Conv2d", (64, 14, 14)), ("Conv2d", (64, 14, 14)), ("MaxPool2d", (64, 7, 7)),
+        ("Flatten", (3136,)), ("Linear", (256,)), ("Linear", (10,)),
+    ]
+
+
+def test_keras_initialisation_and_dropout_rates():
+    model = DigitCNN()
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            assert torch.count_nonzero(module.bias) == 0
+    rates = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
+    assert rates == [0.25, 0.25, 0.5]
+
+
+def test_reference_optimizer_and_scheduler():
+    module = DigitClassifier()
+    config = module.configure_optimizers()
+    optimizer = config["optimizer"]
+    assert isinstance(optimizer, torch.optim.RMSprop)
+    group = optimizer.param_groups[0]
+    assert (group["lr"], group["alpha"], group["eps"]) == (1e-3, 0.9, 1e-8)
+    scheduler = config["lr_scheduler"]["scheduler"]
+    assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert (scheduler.mode, scheduler.factor, scheduler.threshold_mode, scheduler.min_lrs[0]) == ("max", 0.5, "abs", 1e-5)
+    assert config["lr_scheduler"]["monitor"] == "val/acc"
+
+
+def test_plateau_halves_after_three_flat_epochs_like_keras():
+    module = DigitClassifier()
+    config = module.configure_optimizers()
+    optimizer, scheduler = config["optimizer"], config["lr_scheduler"]["scheduler"]
+    lrs = []
+    for accuracy in [0.90, 0.90, 0.90, 0.90]:  # one best epoch, then 3 without improvement
+        scheduler.step(accuracy)
+        lrs.append(optimizer.param_groups[0]["lr"])
+    assert lrs == [1e-3, 1e-3, 1e-3, 5e-4]
+
+
+def test_no_scheduler_when_null():
+    module = DigitClassifier(scheduler=None)
+    assert isinstance(module.configure_optimizers(), torch.optim.RMSprop)
