@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     if verbose:
         argv.pop(0)
     try:
-        DigitCLI(args=argv)
+        # args=None lets LightningCLI read sys.argv itself (passing both draws a warning).
+        DigitCLI(args=None if argv == sys.argv[1:] else argv)
     except UserError as exc:
         if verbose:
             raise
