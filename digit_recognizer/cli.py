@@ -8,11 +8,13 @@ checkpoint. Problems the user can fix are printed as one line (`--verbose` shows
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 from jsonargparse import Namespace
-from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from digit_recognizer.callbacks import SubmissionWriter
 from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.errors import CheckpointError, UserError
 from digit_recognizer.module import DigitClassifier
@@ -32,6 +34,10 @@ class DigitCLI(LightningCLI):
             args=args,
             run=run,
         )
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # Always present, so `--submission.path my.csv` works without editing the callback list.
+        parser.add_lightning_class_args(SubmissionWriter, "submission")
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand is None:
@@ -75,6 +81,8 @@ def _log_root(logger: Namespace | None, default_root_dir: str | None) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point; `--verbose` before the subcommand shows tracebacks of user errors."""
+    # Lightning 2.6 on torch 2.14 warns about its own use of a torch internal on every batch.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = bool(argv) and argv[0] == "--verbose"  # validate/test have their own --verbose
     if verbose:
