@@ -1,0 +1,248 @@
+"""Cache, split, augmentation and the DataModule."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from digit_recognizer.data import cache as cache_module
+from digit_recognizer.data import download
+from digit_recognizer.data.augment import BatchRandomAffine
+from digit_recognizer.data.cache import load_digits
+from digit_recognizer.data.csv import write_digits_csv
+from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_input
+from digit_recognizer.data.split import stratified_split
+from digit_recognizer.errors import DataError
+
+from conftest import random_digits
+
+
+# -- cache --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def csv_file(tmp_path: Path) -> Path:
+    path = tmp_path / "train.csv"
+    write_digits_csv(path, *random_digits(40))
+    return path
+
+
+def count_parses(monkeypatch) -> list:
+    calls = []
+    real = cache_module.read_digits_csv
+    monkeypatch.setattr(cache_module, "read_digits_csv", lambda *a, **k: calls.append(a) or real(*a, **k))
+    return calls
+
+
+def test_cache_hit_skips_parsing(csv_file, tmp_path, monkeypatch):
+    calls = count_parses(monkeypatch)
+    first = load_digits(csv_file, labelled=True, cache_dir=tmp_path / "cache")
+    second = load_digits(csv_file, labelled=True, cache_dir=tmp_path / "cache")
+    assert len(calls) == 1
+    assert torch.equal(first.images, second.images) and torch.equal(first.labels, second.labels)
+
+
+def test_cache_rebuilt_when_csv_changes(csv_file, tmp_path, monkeypatch):
+    cache_dir = tmp_path / "cache"
+    load_digits(csv_file, labelled=True, cache_dir=cache_dir)
+    images, labels = random_digits(40, seed=7)
+    write_digits_csv(csv_file, images, labels)
+    stat = csv_file.stat()  # same size, so only the timestamp tells: make sure it moved
+    os.utime(csv_file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    calls = count_parses(monkeypatch)
+    reloaded = load_digits(csv_file, labelled=True, cache_dir=cache_dir)
+    assert len(calls) == 1 and torch.equal(reloaded.images, images)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "tampered"])
+def test_corrupt_cache_is_rebuilt(csv_file, tmp_path, monkeypatch, damage):
+    cache_dir = tmp_path / "cache"
+    expected = load_digits(csv_file, labelled=True, cache_dir=cache_dir)
+    (entry,) = cache_dir.iterdir()
+    if damage == "truncate":
+        entry.write_bytes(entry.read_bytes()[:100])
+    elif damage == "garbage":
+        entry.write_bytes(b"not a torch file")
+    else:  # a valid file whose tensors no longer match their checksum
+        blob = torch.load(entry, weights_only=True)
+        blob["images"][0, 0, 0] ^= 1
+        torch.save(blob, entry)
+    calls = count_parses(monkeypatch)
+    digits = load_digits(csv_file, labelled=True, cache_dir=cache_dir)
+    assert len(calls) == 1 and torch.equal(digits.images, expected.images)
+    calls.clear()
+    load_digits(csv_file, labelled=True, cache_dir=cache_dir)
+    assert not calls, "the rebuilt cache should be used again"
+
+
+def test_cache_keeps_labelled_and_unlabelled_apart(tmp_path):
+    path = tmp_path / "test.csv"
+    write_digits_csv(path, random_digits(5)[0], None)
+    assert load_digits(path, labelled=False, cache_dir=tmp_path / "c").labels is None
+    with pytest.raises(DataError, match="label"):
+        load_digits(path, labelled=True, cache_dir=tmp_path / "c")
+
+
+# -- split --------------------------------------------------------------------------------------
+
+def kaggle_like_labels(n: int = 42_000) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(3)
+    return torch.multinomial(torch.linspace(0.8, 1.2, 10), n, replacement=True, generator=generator)
+
+
+def test_split_sizes_match_the_reference():
+    train, val = stratified_split(kaggle_like_labels(), 0.1, seed=42)
+    assert (len(train), len(val)) == (37_800, 4_200)
+    assert len(torch.cat([train, val]).unique()) == 42_000
+
+
+def test_split_is_stratified():
+    labels = kaggle_like_labels()
+    _, val = stratified_split(labels, 0.1, seed=0)
+    whole = torch.bincount(labels, minlength=10).double() / len(labels)
+    held = torch.bincount(labels[val], minlength=10).double() / len(val)
+    assert (whole - held).abs().max() < 1 / len(val) * 1.01  # within one image per class
+
+
+def test_split_is_deterministic_and_seeded():
+    labels = kaggle_like_labels(5_000)
+    assert torch.equal(stratified_split(labels, 0.1, 1)[1], stratified_split(labels, 0.1, 1)[1])
+    assert not torch.equal(stratified_split(labels, 0.1, 1)[1], stratified_split(labels, 0.1, 2)[1])
+
+
+def test_split_zero_fraction_keeps_everything():
+    train, val = stratified_split(kaggle_like_labels(100), 0.0, seed=0)
+    assert len(train) == 100 and len(val) == 0
+
+
+# -- augmentation -------------------------------------------------------------------------------
+
+def digit_batch(n: int = 16) -> torch.Tensor:
+    return to_model_input(random_digits(n)[0])
+
+
+def test_augmentation_shape_and_range():
+    batch = digit_batch()
+    out = BatchRandomAffine(10, 0.1, 0.1)(batch)
+    assert out.shape == batch.shape and out.dtype == batch.dtype
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_augmentation_off_is_identity():
+    batch = digit_batch()
+    assert torch.equal(BatchRandomAffine(0, 0, 0)(batch), batch)
+
+
+def test_augmentation_differs_between_calls_and_images():
+    batch = digit_batch(8)
+    augment = BatchRandomAffine(10, 0.1, 0.1)
+    first, second = augment(batch), augment(batch)
+    assert not torch.allclose(first, second)
+    same_image = batch[:1].expand(8, -1, -1, -1)
+    out = augment(same_image)
+    assert not torch.allclose(out[0], out[1]), "each image should get its own transform"
+
+
+def test_shift_moves_content_by_at_most_the_range():
+    image = torch.zeros(1, 1, 28, 28)
+    image[..., 12:16, 12:16] = 1.0
+    moved = BatchRandomAffine(0, 0, 0.1)(image.expand(64, -1, -1, -1))
+    rows = (moved.sum(dim=3) > 0.5).float().argmax(dim=2).flatten()
+    assert rows.min() >= 12 - 3 and rows.max() <= 12 + 3  # 10% of 28 is 2.8 pixels
+    assert rows.unique().numel() > 1
+
+
+def test_augmentation_rejects_bad_ranges():
+    with pytest.raises(ValueError):
+        BatchRandomAffine(zoom=1.5)
+
+
+# -- DataModule ---------------------------------------------------------------------------------
+
+def datamodule(data_dir: Path, **kwargs) -> KaggleDigitsDataModule:
+    return KaggleDigitsDataModule(data_dir=str(data_dir), download=False, batch_size=32, **kwargs)
+
+
+def test_datamodule_splits_and_batches(tiny_data):
+    dm = datamodule(tiny_data)
+    dm.setup("fit")
+    assert len(dm.train_set) == 180 and len(dm.val_set) == 20
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.dtype == torch.uint8 and images.shape == (32, 28, 28) and labels.dtype == torch.int64
+    dm.setup("predict")
+    assert len(dm.predict_set) == 50
+
+
+def test_datamodule_val_fraction_zero_has_no_validation(tiny_data):
+    dm = datamodule(tiny_data, val_fraction=0.0)
+    dm.setup("fit")
+    assert len(dm.train_set) == 200 and dm.val_dataloader() == []
+
+
+def test_batch_transfer_scales_and_augments_only_in_training(tiny_data):
+    class FakeTrainer:
+        training = False
+
+    dm = datamodule(tiny_data)
+    dm.trainer = FakeTrainer()
+    batch = [random_digits(4)[0], torch.zeros(4, dtype=torch.long)]
+    plain = dm.on_after_batch_transfer(batch, 0)[0]
+    assert plain.shape == (4, 1, 28, 28) and torch.equal(plain, to_model_input(batch[0]))
+    FakeTrainer.training = True
+    assert not torch.equal(dm.on_after_batch_transfer(batch, 0)[0], plain)
+
+
+def test_datamodule_falls_back_to_other_folders(tiny_data, tmp_path):
+    dm = datamodule(tmp_path / "empty", fallback_dirs=(str(tmp_path / "nowhere"), str(tiny_data)))
+    assert dm.csv_path("train.csv") == tiny_data / "train.csv"
+    assert dm.csv_path("test.csv") == tiny_data / "test.csv.gz"
+
+
+def test_datamodule_without_data_or_download_says_what_to_do(tmp_path):
+    dm = datamodule(tmp_path / "empty")
+    dm.prepare_data()
+    with pytest.raises(DataError, match="no train.csv or test.csv.*--data.download true"):
+        dm.setup("fit")
+
+
+def test_bad_val_fraction_is_rejected(tiny_data):
+    with pytest.raises(DataError, match="val_fraction"):
+        datamodule(tiny_data, val_fraction=1.0)
+
+
+def no_kaggle(data_dir: Path) -> None:
+    raise RuntimeError("no Kaggle credentials")
+
+
+def test_download_falls_back_to_mnist_in_kaggle_layout(tmp_path, monkeypatch):
+    class FakeMNIST:
+        def __init__(self, root, train, download):
+            self.data, self.targets = random_digits(30 if train else 10, seed=int(train))
+
+    import torchvision.datasets
+
+    monkeypatch.setattr(download, "_from_kaggle", no_kaggle)
+    monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
+    dm = KaggleDigitsDataModule(data_dir=str(tmp_path / "data"), download=True, batch_size=8)
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.setup("predict")
+    assert len(dm.train_set) + len(dm.val_set) == 30 and len(dm.predict_set) == 10
+    assert (tmp_path / "data" / download.MNIST_TEST_LABELLED_FILE).is_file()
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["test.csv", "test_labelled.csv", "train.csv"]
+
+
+def test_download_without_network_stops_with_one_message(tmp_path, monkeypatch):
+    def offline(data_dir):
+        raise OSError("Temporary failure in name resolution")
+
+    monkeypatch.setattr(download, "_from_kaggle", no_kaggle)
+    monkeypatch.setattr(download, "_from_mnist", offline)
+    dm = KaggleDigitsDataModule(data_dir=str(tmp_path / "data"), download=True)
+    with pytest.raises(DataError) as error:
+        dm.prepare_data()
+    message = str(error.value)
+    assert "\n" not in message
+    assert "Kaggle API: RuntimeError: no Kaggle credentials" in message
+    assert "MNIST via torchvision: OSError" in message and download.COMPETITION_URL in message
