@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -125,7 +126,7 @@ class KaggleDigitsDataModule(LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------
 
-    def _loader(self, dataset: TensorDataset | None, shuffle: bool = False) -> DataLoader | list:
+    def _loader(self, dataset: TensorDataset | None, shuffle: bool = False, unrepeated: bool = False) -> DataLoader | list:
         if dataset is None:
             return []  # Lightning skips a loop without batches (training on all rows: no validation)
         workers = self.hparams.num_workers
@@ -133,18 +134,27 @@ class KaggleDigitsDataModule(LightningDataModule):
             dataset,
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
+            sampler=self._unrepeated_sampler(dataset) if unrepeated else None,
             num_workers=workers,
             persistent_workers=workers > 0,
         )
+
+    def _unrepeated_sampler(self, dataset: TensorDataset) -> UnrepeatedDistributedSampler | None:
+        """Under DDP, every image to exactly one process: Lightning's default DistributedSampler
+        pads the shards with repeats, which a synced confusion matrix would count twice."""
+        if self.trainer is None or self.trainer.world_size == 1:
+            return None  # Lightning's own choice
+        return UnrepeatedDistributedSampler(dataset, num_replicas=self.trainer.world_size,
+                                            rank=self.trainer.global_rank, shuffle=False)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_set, shuffle=True)
 
     def val_dataloader(self) -> DataLoader | list:
-        return self._loader(self.val_set)
+        return self._loader(self.val_set, unrepeated=True)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(self.test_set)
+        return self._loader(self.test_set, unrepeated=True)
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.predict_set)
