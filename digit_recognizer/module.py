@@ -74,7 +74,7 @@ class DigitClassifier(LightningModule):
     def forward(self, images: Tensor) -> Tensor:
         return self.network(images)
 
-    def _evaluate(self, batch: list[Tensor], stage: str) -> Tensor:
+    def _evaluate(self, batch: list[Tensor], stage: str) -> dict[str, Tensor]:
         images, labels = batch
         logits = self(images)
         smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
@@ -84,18 +84,19 @@ class DigitClassifier(LightningModule):
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
                  sync_dist=stage != "train", batch_size=len(labels))
         self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
-        return loss
+        return {"loss": loss, "logits": logits.detach()}
 
     def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
-        loss = self._evaluate(batch, "train")
+        loss = self._evaluate(batch, "train")["loss"]
         self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
 
-    def validation_step(self, batch: list[Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "val")
+    def validation_step(self, batch: list[Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """Loss and logits: callbacks (the confusion matrix, the mistakes grid) read the logits."""
+        return self._evaluate(batch, "val")
 
-    def test_step(self, batch: list[Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+    def test_step(self, batch: list[Tensor], batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate(batch, "test")
 
     def predict_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
         """Class probabilities, so that several models' predictions can be averaged."""
