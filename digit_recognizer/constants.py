@@ -11,3 +11,6 @@ PIXEL_COLUMNS = tuple(f"pixel{i}" for i in range(NUM_PIXELS))
 TRAIN_FILE = "train.csv"
 TEST_FILE = "test.csv"
 SUBMISSION_COLUMNS = ("ImageId", "Label")
+
+CONFUSION_COUNTS_TAG = "confusion_matrix/raw_counts"  # prefixed by stage: the raw matrix in the event files
+STAGE_NAMES = {"val": "Validation", "test": "Test"}

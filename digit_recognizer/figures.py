@@ -1,0 +1,73 @@
+"""The run's figures as matplotlib Figures: shared by the TensorBoard callback and `report`.
+
+Plain data in (arrays of counts, curves, image grids), a Figure out; nothing here reads or
+writes files, so TensorBoard shows exactly the picture that `report` saves as PNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; must precede pyplot
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+Curve = tuple[Sequence[float], Sequence[float]]  # (epochs, values)
+
+
+def confusion_matrix_figure(counts: np.ndarray, normalize: bool = False, title: str = "Confusion matrix") -> Figure:
+    """Counts (rows: true label, columns: predicted), or each row as a share of that class."""
+    counts = np.asarray(counts, dtype=float)
+    values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
+    classes = np.arange(len(counts))
+    figure, axes = plt.subplots(figsize=(6, 5.5), dpi=100, layout="constrained")
+    image = axes.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else max(values.max(), 1))
+    figure.colorbar(image, ax=axes, label="share of the true class" if normalize else "images")
+    threshold = values.max() / 2
+    for (row, col), value in np.ndenumerate(values):
+        text = f"{value:.2f}" if normalize else f"{int(value)}"
+        if normalize and value == 0:
+            text = "0"
+        axes.text(col, row, text, ha="center", va="center", fontsize=7,
+                  color="white" if value > threshold else "black")
+    axes.set(xticks=classes, yticks=classes, xlabel="Predicted label", ylabel="True label",
+             title=f"{title} ({int(counts.sum())} images)")
+    return figure
+
+
+def curves_figure(loss: Mapping[str, Curve], accuracy: Mapping[str, Curve], title: str = "") -> Figure:
+    """Loss and accuracy per epoch, one line per series name (e.g. "training", "validation")."""
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=100, layout="constrained")
+    for axes, series, name in ((left, loss, "Loss"), (right, accuracy, "Accuracy")):
+        for label, (epochs, values) in series.items():
+            axes.plot(epochs, values, marker="o", markersize=3, label=label)
+        axes.set(title=f"{name} per epoch", xlabel="Epoch", ylabel=name.lower())
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        axes.legend()
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def mistakes_figure(grid: np.ndarray, captions: Sequence[str], nrow: int, cell: int, padding: int) -> Figure:
+    """A torchvision make_grid image (H, W) with a caption above each cell."""
+    rows = -(-len(captions) // nrow)
+    figure, axes = plt.subplots(figsize=(1.3 * nrow, 1.45 * rows + 0.4), dpi=100, layout="constrained")
+    axes.imshow(grid, cmap="gray", vmin=0, vmax=1)
+    for i, caption in enumerate(captions):
+        row, col = divmod(i, nrow)
+        axes.text(padding + col * (cell + padding) + cell / 2, padding + row * (cell + padding) - 0.5, caption,
+                  ha="center", va="bottom", fontsize=7, color="black",
+                  bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
+    axes.set_axis_off()
+    axes.set_title("Most confidently wrong: true → predicted (confidence)", fontsize=9, pad=12)
+    return figure
+
+
+def close(figure: Figure) -> None:
+    plt.close(figure)
