@@ -1,4 +1,4 @@
-"""The command line: LightningCLI's fit/validate/test/predict, plus run-aware checkpoint paths.
+"""The command line: LightningCLI's fit/validate/test/predict, run-aware checkpoint paths, `report`.
 
 `--ckpt_path last` resumes the newest earlier run (and keeps logging into its folder) instead of
 Lightning's default of looking in the new, empty run folder; `best` finds that run's best
@@ -14,6 +14,7 @@ from pathlib import Path
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from digit_recognizer import report
 from digit_recognizer.callbacks import SubmissionWriter
 from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.errors import CheckpointError, UserError
@@ -88,6 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     if verbose:
         argv.pop(0)
     try:
+        if argv[:1] == ["report"]:  # not a Trainer subcommand: it only reads a finished run's files
+            return report.main(argv[1:])
         # args=None lets LightningCLI read sys.argv itself (passing both draws a warning).
         DigitCLI(args=None if argv == sys.argv[1:] else argv)
     except UserError as exc:

@@ -1,0 +1,93 @@
+"""`report RUN_DIR`: the seed notebook's two figures, read back from a run's TensorBoard events.
+
+loss_and_accuracy_curves.png comes from the per-epoch loss and accuracy scalars,
+confusion_matrix.png from the newest validation (else test) confusion-matrix counts that
+ClassificationInspector logged. TensorBoard's own EventAccumulator reads the event files.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util.tensor_util import make_ndarray
+
+from digit_recognizer import figures
+from digit_recognizer.constants import CONFUSION_COUNTS_TAG, STAGE_NAMES
+from digit_recognizer.errors import UserError
+from digit_recognizer.files import atomic_path
+
+CURVES_FILE = "loss_and_accuracy_curves.png"
+CONFUSION_FILE = "confusion_matrix.png"
+SERIES = {"training": "train", "validation": "val"}
+
+
+def read_events(run_dir: Path) -> EventAccumulator:
+    """All scalars and tensors of every event file in `run_dir` (fit, then validate/test runs)."""
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run folder")
+    if not any(run_dir.glob("events.out.tfevents.*")):
+        raise UserError(f"{run_dir}: no TensorBoard event files (events.out.tfevents.*) in this folder")
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0, "images": 1})
+    return events.Reload()
+
+
+def epoch_curves(events: EventAccumulator, metric: str) -> dict[str, figures.Curve]:
+    """{"training": (epochs, values), "validation": ...} for "loss" or "acc", epochs counted from 1."""
+    scalars = set(events.Tags()["scalars"])
+    epoch_at_step = {e.step: int(e.value) + 1 for e in events.Scalars("epoch")} if "epoch" in scalars else {}
+    curves = {}
+    for label, stage in SERIES.items():
+        tag = f"{stage}/{metric}"
+        if tag in scalars:
+            points = {epoch_at_step.get(e.step, e.step): e.value for e in events.Scalars(tag)}  # a resumed epoch: last wins
+            curves[label] = (list(points), list(points.values()))
+    return curves
+
+
+def latest_confusion_counts(events: EventAccumulator) -> tuple[str, np.ndarray] | None:
+    """(stage, counts) of the newest logged confusion matrix, validation preferred over test."""
+    tensors = set(events.Tags()["tensors"])
+    for stage in ("val", "test"):
+        tag = f"{stage}_{CONFUSION_COUNTS_TAG}"
+        if tag in tensors:
+            return stage, make_ndarray(events.Tensors(tag)[-1].tensor_proto)
+    return None
+
+
+def save(figure, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
+    figures.close(figure)
+    return path
+
+
+def write_report(run_dir: str | Path, output_dir: str | Path | None = None) -> list[Path]:
+    """Write the figures the run's events allow into `output_dir` (default: the run folder)."""
+    run_dir = Path(run_dir)
+    output_dir = Path(output_dir) if output_dir else run_dir
+    events = read_events(run_dir)
+    loss, accuracy = epoch_curves(events, "loss"), epoch_curves(events, "acc")
+    confusion = latest_confusion_counts(events)
+    if not (loss or accuracy or confusion):
+        raise UserError(f"{run_dir}: the event files hold no per-epoch loss, accuracy or confusion matrix yet")
+    written = []
+    if loss or accuracy:
+        written.append(save(figures.curves_figure(loss, accuracy, title=run_dir.resolve().name), output_dir / CURVES_FILE))
+    if confusion is not None:
+        stage, counts = confusion
+        figure = figures.confusion_matrix_figure(counts, title=f"{STAGE_NAMES[stage]} confusion matrix")
+        written.append(save(figure, output_dir / CONFUSION_FILE))
+    return written
+
+
+def main(argv: list[str]) -> None:
+    """`report RUN_DIR [--output-dir DIR]`."""
+    parser = argparse.ArgumentParser(prog="digit_recognizer report", description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", help="a run folder, e.g. lightning_logs/version_0")
+    parser.add_argument("--output-dir", help="where to write the PNGs (default: the run folder)")
+    args = parser.parse_args(argv)
+    for path in write_report(args.run_dir, args.output_dir):
+        print(f"wrote {path}")
