@@ -29,7 +29,8 @@ def read_events(run_dir: Path) -> EventAccumulator:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder")
     if not any(run_dir.glob("events.out.tfevents.*")):
-        raise UserError(f"{run_dir}: no TensorBoard event files (events.out.tfevents.*) in this folder")
+        raise UserError(f"{run_dir}: no TensorBoard event files (events.out.tfevents.*); "
+                        "give a run folder such as lightning_logs/version_0")
     events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0, "images": 1})
     return events.Reload()
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
@@ -63,8 +64,8 @@ class ClassificationInspector(Callback):
 
     Logs the confusion matrix as images (counts and row-normalised) and as a tensor of counts,
     per-class precision, recall and F1 as scalars, a grid of the most confidently wrong images
-    labelled with truth and prediction, and the best validation accuracy so far as the
-    HParams tab's metric. Under DDP the torchmetrics states are summed over processes, and the
+    labelled with truth and prediction, and (during fit) the best validation accuracy so far as
+    the HParams tab's metric with the module's and data module's hyperparameters. Under DDP the torchmetrics states are summed over processes, and the
     data module's evaluation loaders give every image to exactly one process.
 
     Args:
@@ -131,9 +132,16 @@ class ClassificationInspector(Callback):
             return
         self._report(trainer, pl_module, "val")
         accuracy = trainer.callback_metrics.get("val/acc")
-        if accuracy is not None:
-            self.best_accuracy = max(float(accuracy), self.best_accuracy or 0.0)
-            pl_module.log(BEST_METRIC, self.best_accuracy, sync_dist=True)
+        if accuracy is None or trainer.state.fn != TrainerFn.FITTING:
+            return  # the HParams metric describes training runs; `validate` must not overwrite it
+        first = self.best_accuracy is None
+        self.best_accuracy = max(float(accuracy), self.best_accuracy or 0.0)
+        logger = tensorboard_logger(trainer)
+        if first and logger is not None:
+            # The HParams session, written once a real value exists (configs set default_hp_metric:
+            # false, so Lightning writes no -1 placeholder, which `test` would also write again).
+            logger.log_hyperparams(logger.hparams, {BEST_METRIC: self.best_accuracy}, trainer.global_step)
+        pl_module.log(BEST_METRIC, self.best_accuracy, sync_dist=True)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._report(trainer, pl_module, "test")

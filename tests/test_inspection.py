@@ -1,0 +1,172 @@
+"""What a run leaves for TensorBoard and for `report`: tags, values, counts, PNGs, a live server."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util.tensor_util import make_ndarray
+from torchvision.io import decode_png, read_file
+
+from conftest import random_digits, run_cli, tiny_run_args
+from digit_recognizer.cli import main
+from digit_recognizer.data.csv import write_digits_csv
+from digit_recognizer.report import CONFUSION_FILE, CURVES_FILE, write_report
+
+VAL_SIZE = 21  # 10% of 210 rows, stratified: 3 of class 0, 2 of every other; odd, so DDP shards differ
+PER_CLASS = ("precision", "recall", "f1")
+CURVES_SIZE = (450, 1100)  # (height, width): figsize x dpi in figures.py
+CONFUSION_SIZE = (550, 600)
+
+
+def write_train_csv(folder: Path, rows: int = 210) -> Path:
+    folder.mkdir(parents=True)
+    images, labels = random_digits(rows)
+    write_digits_csv(folder / "train.csv", images, labels)
+    return folder
+
+
+def run_args(tmp: Path, *extra: str) -> list[str]:
+    return tiny_run_args(tmp / "data", "--data.cache_dir", str(tmp / "cache"), "--data.batch_size", "8", *extra)
+
+
+def read_events(run: Path) -> EventAccumulator:
+    return EventAccumulator(str(run), size_guidance={"scalars": 0, "tensors": 0, "images": 0}).Reload()
+
+
+def confusion_counts(events: EventAccumulator, stage: str = "val") -> list[torch.Tensor]:
+    return [torch.from_numpy(make_ndarray(e.tensor_proto)) for e in events.Tensors(f"{stage}_confusion_matrix/raw_counts")]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two short epochs of `fit`, then `test` of its last checkpoint into the same run folder."""
+    tmp = tmp_path_factory.mktemp("tiny_run")
+    write_train_csv(tmp / "data")
+    run_cli("fit", *run_args(tmp, "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "1"), cwd=tmp)
+    run_cli("test", *run_args(tmp, "--ckpt_path", "last"), cwd=tmp)
+    return tmp / "lightning_logs" / "version_0"
+
+
+def test_event_files_hold_every_tag_with_finite_in_range_values(tiny_run):
+    events = read_events(tiny_run)
+    scalars = set(events.Tags()["scalars"])
+    per_class = {f"{stage}_{name}/{digit}" for stage in ("val", "test") for name in PER_CLASS for digit in range(10)}
+    expected = {"train/loss", "train/loss_step", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc",
+                "lr-RMSprop", "time/epoch_seconds", "time/images_per_second", "hp_metric", *per_class}
+    assert expected <= scalars, expected - scalars
+    for tag in expected:
+        values = [e.value for e in events.Scalars(tag)]
+        assert values and all(math.isfinite(v) for v in values), tag
+        if tag.endswith("acc") or tag.split("_")[-1].startswith(PER_CLASS) or tag == "hp_metric":
+            assert all(0 <= v <= 1 for v in values), (tag, values)
+        else:  # losses, learning rate, times
+            assert all(v > 0 for v in values), (tag, values)
+    assert len(events.Scalars("val/acc")) == 2 and len(events.Scalars("time/epoch_seconds")) == 2
+    assert len(events.Scalars("train/loss_step")) >= 3  # per step, not only per epoch
+    best = max(e.value for e in events.Scalars("val/acc"))
+    assert events.Scalars("hp_metric")[-1].value == pytest.approx(best)
+    assert {"val_confusion_matrix/counts", "val_confusion_matrix/normalized", "val/most_confident_mistakes",
+            "test_confusion_matrix/counts", "test_confusion_matrix/normalized"} <= set(events.Tags()["images"])
+
+
+def test_confusion_matrix_counts_every_validation_image_once(tiny_run):
+    events = read_events(tiny_run)
+    val_counts = confusion_counts(events)
+    assert len(val_counts) == 2  # one per validation epoch
+    expected_rows = [3] + [2] * 9  # the stratified split's class sizes
+    for counts, accuracy in zip(val_counts, events.Scalars("val/acc")):
+        assert counts.sum(dim=1).tolist() == expected_rows
+        assert counts.trace().item() / VAL_SIZE == pytest.approx(accuracy.value, abs=1e-6)
+    test_counts = confusion_counts(events, "test")[-1]
+    assert test_counts.sum(dim=1).tolist() == expected_rows  # `test` defaults to the validation split
+
+
+def test_fit_writes_readable_pngs_of_the_expected_size(tiny_run, tmp_path):
+    for name, size in ((CURVES_FILE, CURVES_SIZE), (CONFUSION_FILE, CONFUSION_SIZE)):
+        image = decode_png(read_file(str(tiny_run / name)))  # written by ReportWriter at the end of fit
+        assert tuple(image.shape[1:]) == size, name
+        assert image.float().std() > 10, f"{name} is blank"
+    written = write_report(tiny_run, tmp_path / "figures")
+    assert [p.name for p in written] == [CURVES_FILE, CONFUSION_FILE]
+    for path in written:
+        assert decode_png(read_file(str(path))).shape == decode_png(read_file(str(tiny_run / path.name))).shape
+
+
+def test_report_command_and_its_errors(tiny_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    main(["report", str(tiny_run), "--output-dir", str(out)])
+    assert (out / CURVES_FILE).is_file() and (out / CONFUSION_FILE).is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for folder, message in ((empty, "no TensorBoard event files"), (tmp_path / "missing", "no such run folder")):
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exited:
+            main(["report", str(folder)])
+        assert exited.value.code == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"error: {folder}: {message}"), lines
+    assert not list(empty.iterdir()), "report must not write anything for a folder without events"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get_json(url: str, post: dict | None = None) -> dict:
+    data = None if post is None else json.dumps(post).encode()
+    request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+def test_tensorboard_server_lists_the_runs_tags(tiny_run):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(tiny_run.parent), "--host", "127.0.0.1",
+         "--port", str(port), "--load_fast", "false"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    base, run = f"http://127.0.0.1:{port}/data/plugin", tiny_run.name
+    try:
+        deadline, scalars = time.monotonic() + 60, {}
+        while time.monotonic() < deadline and "val/acc" not in scalars.get(run, {}):
+            assert server.poll() is None, server.stderr.read()
+            try:
+                scalars = get_json(f"{base}/scalars/tags")
+            except OSError:  # not listening yet
+                pass
+            time.sleep(0.5)
+        assert {"train/loss", "val/acc", "time/images_per_second", "val_f1/0", "hp_metric"} <= set(scalars[run])
+        images = get_json(f"{base}/images/tags")[run]
+        assert {"val_confusion_matrix/counts", "val_confusion_matrix/normalized", "val/most_confident_mistakes"} <= set(images)
+        request = {"experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_UNKNOWN"], "colParams": [],
+                   "startIndex": 0, "sliceSize": 10}
+        (group,) = get_json(f"{base}/hparams/session_groups", request)["sessionGroups"]
+        assert {"batch_size", "conv_dropout", "label_smoothing"} <= set(group["hparams"])
+        best = max(e.value for e in read_events(tiny_run).Scalars("val/acc"))
+        assert [(m["name"]["tag"], m["value"]) for m in group["metricValues"]] == [("hp_metric", pytest.approx(best))]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_ddp_confusion_matrix_counts_each_image_once(tmp_path):
+    """Two CPU processes: the padded DistributedSampler would count one image twice (22)."""
+    write_train_csv(tmp_path / "data")
+    run_cli("fit", *run_args(tmp_path, "--trainer.strategy", "ddp", "--trainer.devices", "2",
+                             "--trainer.accelerator", "cpu", "--trainer.limit_train_batches", "2"), cwd=tmp_path)
+    counts = confusion_counts(read_events(tmp_path / "lightning_logs" / "version_0"))[-1]
+    assert counts.sum().item() == VAL_SIZE
+    assert counts.sum(dim=1).tolist() == [3] + [2] * 9
