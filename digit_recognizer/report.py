@@ -38,13 +38,16 @@ def read_events(run_dir: Path) -> EventAccumulator:
 def epoch_curves(events: EventAccumulator, metric: str) -> dict[str, figures.Curve]:
     """{"training": (epochs, values), "validation": ...} for "loss" or "acc", epochs counted from 1."""
     scalars = set(events.Tags()["scalars"])
+    # Lightning logs the epoch beside every scalar; its steps place the per-epoch values.
     epoch_at_step = {e.step: int(e.value) + 1 for e in events.Scalars("epoch")} if "epoch" in scalars else {}
     curves = {}
     for label, stage in SERIES.items():
         tag = f"{stage}/{metric}"
-        if tag in scalars:
-            points = {epoch_at_step.get(e.step, e.step): e.value for e in events.Scalars(tag)}  # a resumed epoch: last wins
-            curves[label] = (list(points), list(points.values()))
+        if tag in scalars:  # a repeated epoch (resumed run, later `validate`): the last value wins
+            points = {epoch_at_step[e.step]: e.value for e in events.Scalars(tag) if e.step in epoch_at_step}
+            if points:
+                epochs = sorted(points)
+                curves[label] = (epochs, [points[epoch] for epoch in epochs])
     return curves
 
 

@@ -71,6 +71,7 @@ def test_event_files_hold_every_tag_with_finite_in_range_values(tiny_run):
             assert all(0 <= v <= 1 for v in values), (tag, values)
         else:  # losses, learning rate, times
             assert all(v > 0 for v in values), (tag, values)
+    assert (tiny_run / "config.yaml").is_file()  # LightningCLI saves the run's full configuration beside it
     assert len(events.Scalars("val/acc")) == 2 and len(events.Scalars("time/epoch_seconds")) == 2
     assert len(events.Scalars("train/loss_step")) >= 3  # per step, not only per epoch
     best = max(e.value for e in events.Scalars("val/acc"))
@@ -154,7 +155,9 @@ def test_tensorboard_server_lists_the_runs_tags(tiny_run):
         request = {"experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_UNKNOWN"], "colParams": [],
                    "startIndex": 0, "sliceSize": 10}
         (group,) = get_json(f"{base}/hparams/session_groups", request)["sessionGroups"]
-        assert {"batch_size", "conv_dropout", "label_smoothing"} <= set(group["hparams"])
+        assert {"batch_size", "conv_dropout", "label_smoothing", "optimizer/name", "optimizer/lr", "scheduler",
+                "max_epochs"} <= set(group["hparams"])
+        assert group["hparams"]["optimizer/lr"] == pytest.approx(1e-3) and group["hparams"]["max_epochs"] == 2
         best = max(e.value for e in read_events(tiny_run).Scalars("val/acc"))
         assert [(m["name"]["tag"], m["value"]) for m in group["metricValues"]] == [("hp_metric", pytest.approx(best))]
     finally:

@@ -32,6 +32,19 @@ def tensorboard_logger(trainer: Trainer) -> TensorBoardLogger | None:
     return next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
 
 
+def run_hparams(trainer: Trainer, logger: TensorBoardLogger) -> dict[str, Any]:
+    """What the HParams tab compares: the module's and data module's arguments (as Lightning
+    recorded them), the optimizer and its settings, the scheduler and the epoch budget."""
+    params = {key: value for key, value in logger.hparams.items() if not key.startswith("_")}
+    optimizer = trainer.optimizers[0]
+    params["optimizer"] = {"name": type(optimizer).__name__,
+                           **{k: v for k, v in optimizer.defaults.items() if isinstance(v, (int, float, str))}}
+    schedulers = trainer.lr_scheduler_configs
+    params["scheduler"] = type(schedulers[0].scheduler).__name__ if schedulers else "none"
+    params["max_epochs"] = trainer.max_epochs
+    return params
+
+
 class EpochTimer(Callback):
     """Log each training epoch's duration (validation included) and training throughput
     (training images per second of training time, all processes together)."""
@@ -140,7 +153,7 @@ class ClassificationInspector(Callback):
         if first and logger is not None:
             # The HParams session, written once a real value exists (configs set default_hp_metric:
             # false, so Lightning writes no -1 placeholder, which `test` would also write again).
-            logger.log_hyperparams(logger.hparams, {BEST_METRIC: self.best_accuracy}, trainer.global_step)
+            logger.log_hyperparams(run_hparams(trainer, logger), {BEST_METRIC: self.best_accuracy}, trainer.global_step)
         pl_module.log(BEST_METRIC, self.best_accuracy, sync_dist=True)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
