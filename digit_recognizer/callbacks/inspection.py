@@ -10,6 +10,7 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
+from matplotlib.figure import Figure
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics import MetricCollection
@@ -97,7 +98,6 @@ class ClassificationInspector(Callback):
         })
         self.mistakes: dict[str, Tensor] = {}
         self.best_accuracy: float | None = None
-        self.last_counts: Tensor | None = None  # the most recent epoch's matrix, for whoever asks
 
     # -- collecting ---------------------------------------------------------------------------
 
@@ -165,9 +165,7 @@ class ClassificationInspector(Callback):
             for digit, value in enumerate(values.tolist()):
                 # Already equal on every process; sync_dist only tells Lightning so (its mean keeps them).
                 pl_module.log(f"{stage}_{name}/{digit}", value, sync_dist=True)
-        mistakes = self._gather_mistakes(pl_module)
-        self.last_counts = counts.cpu()
-        self._write_images(trainer, stage, self.last_counts, mistakes)
+        self._write_images(trainer, stage, counts.cpu(), self._gather_mistakes(pl_module))
 
     def _gather_mistakes(self, pl_module: LightningModule) -> dict[str, Tensor]:
         """Every process's top mistakes, padded to the same length so that all_gather can stack them."""
@@ -197,7 +195,7 @@ class ClassificationInspector(Callback):
         if len(mistakes["confidence"]):
             writer.add_figure(f"{stage}/most_confident_mistakes", self._mistakes_figure(mistakes), step)
 
-    def _mistakes_figure(self, mistakes: dict[str, Tensor]):
+    def _mistakes_figure(self, mistakes: dict[str, Tensor]) -> Figure:
         padding = 8  # room for a caption above each image
         grid = make_grid(mistakes["images"].float(), nrow=self.mistakes_per_row, padding=padding, pad_value=1.0)
         captions = [f"{t}→{p} ({c:.2f})" for t, p, c in zip(mistakes["labels"].tolist(), mistakes["predicted"].tolist(),
