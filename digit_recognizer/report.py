@@ -24,40 +24,44 @@ CONFUSION_FILE = "confusion_matrix.png"
 SERIES = {"training": "train", "validation": "val"}
 
 
-def read_events(run_dir: Path) -> EventAccumulator:
-    """All scalars and tensors of every event file in `run_dir` (fit, then validate/test runs)."""
+def read_events(run_dir: Path) -> list[EventAccumulator]:
+    """Each event file of `run_dir`, oldest first: one per `fit`, `validate` or `test` process."""
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder")
-    if not any(run_dir.glob("events.out.tfevents.*")):
+    files = sorted(run_dir.glob("events.out.tfevents.*"))  # the name's timestamp orders them
+    if not files:
         raise UserError(f"{run_dir}: no TensorBoard event files (events.out.tfevents.*); "
                         "give a run folder such as lightning_logs/version_0")
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0, "images": 1})
-    return events.Reload()
+    guidance = {"scalars": 0, "tensors": 0, "images": 1}
+    return [EventAccumulator(str(path), size_guidance=guidance).Reload() for path in files]
 
 
-def epoch_curves(events: EventAccumulator, metric: str) -> dict[str, figures.Curve]:
-    """{"training": (epochs, values), "validation": ...} for "loss" or "acc", epochs counted from 1."""
-    scalars = set(events.Tags()["scalars"])
-    # Lightning logs the epoch beside every scalar; its steps place the per-epoch values.
-    epoch_at_step = {e.step: int(e.value) + 1 for e in events.Scalars("epoch")} if "epoch" in scalars else {}
-    curves = {}
-    for label, stage in SERIES.items():
-        tag = f"{stage}/{metric}"
-        if tag in scalars:  # a repeated epoch (resumed run, later `validate`): the last value wins
-            points = {epoch_at_step[e.step]: e.value for e in events.Scalars(tag) if e.step in epoch_at_step}
-            if points:
-                epochs = sorted(points)
-                curves[label] = (epochs, [points[epoch] for epoch in epochs])
-    return curves
+def epoch_curves(runs: list[EventAccumulator], metric: str) -> dict[str, figures.Curve]:
+    """{"training": (epochs, values), "validation": ...} for "loss" or "acc", epochs counted from 1.
+
+    Only `fit` files count (those with training scalars): `validate` logs its val/acc at step 0.
+    """
+    points: dict[str, dict[int, float]] = {label: {} for label in SERIES}
+    for events in runs:
+        scalars = set(events.Tags()["scalars"])
+        if "train/loss" not in scalars or "epoch" not in scalars:
+            continue
+        # Lightning logs the epoch beside every scalar; its steps place the per-epoch values.
+        epoch_at_step = {e.step: int(e.value) + 1 for e in events.Scalars("epoch")}
+        for label, stage in SERIES.items():
+            if f"{stage}/{metric}" in scalars:  # a resumed run repeats an epoch: the last value wins
+                points[label].update({epoch_at_step[e.step]: e.value for e in events.Scalars(f"{stage}/{metric}")
+                                      if e.step in epoch_at_step})
+    return {label: (sorted(p), [p[epoch] for epoch in sorted(p)]) for label, p in points.items() if p}
 
 
-def latest_confusion_counts(events: EventAccumulator) -> tuple[str, np.ndarray] | None:
+def latest_confusion_counts(runs: list[EventAccumulator]) -> tuple[str, np.ndarray] | None:
     """(stage, counts) of the newest logged confusion matrix, validation preferred over test."""
-    tensors = set(events.Tags()["tensors"])
     for stage in ("val", "test"):
         tag = f"{stage}_{CONFUSION_COUNTS_TAG}"
-        if tag in tensors:
-            return stage, make_ndarray(events.Tensors(tag)[-1].tensor_proto)
+        for events in reversed(runs):
+            if tag in events.Tags()["tensors"]:
+                return stage, make_ndarray(events.Tensors(tag)[-1].tensor_proto)
     return None
 
 
@@ -72,9 +76,9 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None) -> l
     """Write the figures the run's events allow into `output_dir` (default: the run folder)."""
     run_dir = Path(run_dir)
     output_dir = Path(output_dir) if output_dir else run_dir
-    events = read_events(run_dir)
-    loss, accuracy = epoch_curves(events, "loss"), epoch_curves(events, "acc")
-    confusion = latest_confusion_counts(events)
+    runs = read_events(run_dir)
+    loss, accuracy = epoch_curves(runs, "loss"), epoch_curves(runs, "acc")
+    confusion = latest_confusion_counts(runs)
     if not (loss or accuracy or confusion):
         raise UserError(f"{run_dir}: the event files hold no per-epoch loss, accuracy or confusion matrix yet")
     written = []

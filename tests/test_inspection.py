@@ -15,12 +15,13 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util.tensor_util import make_ndarray
+from torch.utils.tensorboard import SummaryWriter
 from torchvision.io import decode_png, read_file
 
 from conftest import random_digits, run_cli, tiny_run_args
 from digit_recognizer.cli import main
 from digit_recognizer.data.csv import write_digits_csv
-from digit_recognizer.report import CONFUSION_FILE, CURVES_FILE, write_report
+from digit_recognizer.report import CONFUSION_FILE, CURVES_FILE, epoch_curves, read_events as read_run, write_report
 
 VAL_SIZE = 21  # 10% of 210 rows, stratified: 3 of class 0, 2 of every other; odd, so DDP shards differ
 PER_CLASS = ("precision", "recall", "f1")
@@ -101,6 +102,21 @@ def test_fit_writes_readable_pngs_of_the_expected_size(tiny_run, tmp_path):
     assert [p.name for p in written] == [CURVES_FILE, CONFUSION_FILE]
     for path in written:
         assert decode_png(read_file(str(path))).shape == decode_png(read_file(str(tiny_run / path.name))).shape
+
+
+def test_curves_come_from_fit_not_from_a_later_validate(tmp_path):
+    """`validate` of a checkpoint logs val/acc at step 0; it must not replace epoch 1's value."""
+    for stamp, scalars in ((1000, {"epoch": [(9, 0), (19, 1)], "train/loss": [(9, 0.5), (19, 0.3)],
+                                   "val/loss": [(9, 0.4), (19, 0.2)]}),
+                           (2000, {"epoch": [(0, 0)], "val/loss": [(0, 0.2)]})):
+        with SummaryWriter(tmp_path / str(stamp)) as writer:
+            for tag, points in scalars.items():
+                for step, value in points:
+                    writer.add_scalar(tag, value, step)
+        (event_file,) = (tmp_path / str(stamp)).iterdir()
+        event_file.rename(tmp_path / f"events.out.tfevents.{stamp}.host")
+    curves = epoch_curves(read_run(tmp_path), "loss")
+    assert curves == {"training": ([1, 2], [0.5, pytest.approx(0.3)]), "validation": ([1, 2], [pytest.approx(0.4), pytest.approx(0.2)])}
 
 
 def test_report_command_and_its_errors(tiny_run, tmp_path, capsys):

@@ -76,7 +76,7 @@ class EpochTimer(Callback):
 class ClassificationInspector(Callback):
     """After each validation (and test) epoch: where the model goes wrong, synced across processes.
 
-    Logs the confusion matrix as images (counts and row-normalised) and as a tensor of counts,
+    Writes the confusion matrix as images (counts and row-normalised) and as a tensor of counts,
     per-class precision, recall and F1 as scalars, a grid of the most confidently wrong images
     labelled with truth and prediction, and (during fit) the best validation accuracy so far as
     the HParams tab's metric with the module's and data module's hyperparameters. Under DDP the torchmetrics states are summed over processes, and the
@@ -160,12 +160,9 @@ class ClassificationInspector(Callback):
         self._report(trainer, pl_module, "test")
 
     def _report(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        counts = self.confusion.compute()  # every process takes part in these syncs
-        for name, values in self.per_class.compute().items():
-            for digit, value in enumerate(values.tolist()):
-                # Already equal on every process; sync_dist only tells Lightning so (its mean keeps them).
-                pl_module.log(f"{stage}_{name}/{digit}", value, sync_dist=True)
-        self._write_images(trainer, stage, counts.cpu(), self._gather_mistakes(pl_module))
+        counts = self.confusion.compute().cpu()  # every process takes part in these syncs
+        per_class = {name: values.cpu() for name, values in self.per_class.compute().items()}
+        self._write(trainer, stage, counts, per_class, self._gather_mistakes(pl_module))
 
     def _gather_mistakes(self, pl_module: LightningModule) -> dict[str, Tensor]:
         """Every process's top mistakes, padded to the same length so that all_gather can stack them."""
@@ -181,13 +178,18 @@ class ClassificationInspector(Callback):
         return {key: value[keep] for key, value in gathered.items()}
 
     @rank_zero_only
-    def _write_images(self, trainer: Trainer, stage: str, counts: Tensor, mistakes: dict[str, Tensor]) -> None:
+    def _write(self, trainer: Trainer, stage: str, counts: Tensor, per_class: dict[str, Tensor],
+               mistakes: dict[str, Tensor]) -> None:
+        """Straight into the event file (already synced values; kept out of Lightning's results table)."""
         logger = tensorboard_logger(trainer)
         if logger is None:
-            rank_zero_warn("ClassificationInspector draws its images only into a TensorBoardLogger's run")
+            rank_zero_warn("ClassificationInspector writes into a TensorBoardLogger's run; this run has none")
             return
         writer: SummaryWriter = logger.experiment
         step = trainer.global_step
+        for name, values in per_class.items():
+            for digit, value in enumerate(values.tolist()):
+                writer.add_scalar(f"{stage}_{name}/{digit}", value, step)
         writer.add_tensor(f"{stage}_{CONFUSION_COUNTS_TAG}", counts.int(), step)
         for normalize, name in ((False, "counts"), (True, "normalized")):
             figure = figures.confusion_matrix_figure(counts.numpy(), normalize, title=f"{STAGE_NAMES[stage]} confusion matrix")
