@@ -1,20 +1,17 @@
 """The run's figures as matplotlib Figures: shared by the TensorBoard callback and `report`.
 
 Plain data in (arrays of counts, curves, image grids), a Figure out; nothing here reads or
-writes files, so TensorBoard shows exactly the picture that `report` saves as PNG.
+writes files, so TensorBoard shows exactly the picture that `report` saves as PNG. Figures are
+made without pyplot: no display or backend choice, and nothing to close afterwards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display needed; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 Curve = tuple[Sequence[float], Sequence[float]]  # (epochs, values)
 
@@ -24,7 +21,8 @@ def confusion_matrix_figure(counts: np.ndarray, normalize: bool = False, title: 
     counts = np.asarray(counts, dtype=float)
     values = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
     classes = np.arange(len(counts))
-    figure, axes = plt.subplots(figsize=(6, 5.5), dpi=100, layout="constrained")
+    figure = Figure(figsize=(6, 5.5), dpi=100, layout="constrained")
+    axes = figure.subplots()
     image = axes.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else max(values.max(), 1))
     figure.colorbar(image, ax=axes, label="share of the true class" if normalize else "images")
     threshold = values.max() / 2
@@ -41,7 +39,8 @@ def confusion_matrix_figure(counts: np.ndarray, normalize: bool = False, title: 
 
 def curves_figure(loss: Mapping[str, Curve], accuracy: Mapping[str, Curve], title: str = "") -> Figure:
     """Loss and accuracy per epoch, one line per series name (e.g. "training", "validation")."""
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5), dpi=100, layout="constrained")
+    figure = Figure(figsize=(11, 4.5), dpi=100, layout="constrained")
+    left, right = figure.subplots(1, 2)
     for axes, series, name in ((left, loss, "Loss"), (right, accuracy, "Accuracy")):
         for label, (epochs, values) in series.items():
             axes.plot(epochs, values, marker="o", markersize=3, label=label)
@@ -57,7 +56,8 @@ def curves_figure(loss: Mapping[str, Curve], accuracy: Mapping[str, Curve], titl
 def mistakes_figure(grid: np.ndarray, captions: Sequence[str], nrow: int, cell: int, padding: int) -> Figure:
     """A torchvision make_grid image (H, W) with a caption above each cell."""
     rows = -(-len(captions) // nrow)
-    figure, axes = plt.subplots(figsize=(1.3 * nrow, 1.45 * rows + 0.4), dpi=100, layout="constrained")
+    figure = Figure(figsize=(1.3 * nrow, 1.45 * rows + 0.4), dpi=100, layout="constrained")
+    axes = figure.subplots()
     axes.imshow(grid, cmap="gray", vmin=0, vmax=1)
     for i, caption in enumerate(captions):
         row, col = divmod(i, nrow)
@@ -67,7 +67,3 @@ def mistakes_figure(grid: np.ndarray, captions: Sequence[str], nrow: int, cell: 
     axes.set_axis_off()
     axes.set_title("Most confidently wrong: true → predicted (confidence)", fontsize=9, pad=12)
     return figure
-
-
-def close(figure: Figure) -> None:
-    plt.close(figure)

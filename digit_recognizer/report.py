@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util.tensor_util import make_ndarray
 
@@ -65,10 +66,9 @@ def latest_confusion_counts(runs: list[EventAccumulator]) -> tuple[str, np.ndarr
     return None
 
 
-def save(figure, path: Path) -> Path:
+def save(figure: Figure, path: Path) -> Path:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png")
-    figures.close(figure)
     return path
 
 

@@ -193,7 +193,7 @@ class ClassificationInspector(Callback):
         writer.add_tensor(f"{stage}_{CONFUSION_COUNTS_TAG}", counts.int(), step)
         for normalize, name in ((False, "counts"), (True, "normalized")):
             figure = figures.confusion_matrix_figure(counts.numpy(), normalize, title=f"{STAGE_NAMES[stage]} confusion matrix")
-            writer.add_figure(f"{stage}_confusion_matrix/{name}", figure, step)  # add_figure closes it
+            writer.add_figure(f"{stage}_confusion_matrix/{name}", figure, step)
         if len(mistakes["confidence"]):
             writer.add_figure(f"{stage}/most_confident_mistakes", self._mistakes_figure(mistakes), step)
 
