@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,6 +20,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision.io import decode_png, read_file
 
 from conftest import random_digits, run_cli, tiny_run_args
+from digit_recognizer.callbacks import ClassificationInspector
 from digit_recognizer.cli import main
 from digit_recognizer.data.csv import write_digits_csv
 from digit_recognizer.report import CONFUSION_FILE, CURVES_FILE, epoch_curves, read_events as read_run, write_report
@@ -104,6 +106,30 @@ def test_fit_writes_readable_pngs_of_the_expected_size(tiny_run, tmp_path):
         assert decode_png(read_file(str(path))).shape == decode_png(read_file(str(tiny_run / path.name))).shape
 
 
+def logits_for(predicted: list[int], confidence_logit: list[float]) -> torch.Tensor:
+    logits = torch.zeros(len(predicted), 10)
+    logits[torch.arange(len(predicted)), torch.tensor(predicted)] = torch.tensor(confidence_logit)
+    return logits
+
+
+def test_inspector_keeps_the_most_confidently_wrong_images_across_batches():
+    inspector = ClassificationInspector(num_mistakes=2)
+    inspector._start(SimpleNamespace(device=torch.device("cpu")))
+    batches = [  # (labels, predicted, logit of the predicted class)
+        ([0, 1, 2], [7, 1, 8], [3.0, 9.0, 1.0]),  # two mistakes: 0->7 (confident), 2->8 (barely)
+        ([3, 4], [5, 4], [6.0, 2.0]),              # 3->5, more confident than 0->7
+    ]
+    for i, (labels, predicted, logit) in enumerate(batches):
+        images = torch.full((len(labels), 1, 28, 28), float(i))
+        inspector._collect({"logits": logits_for(predicted, logit)}, [images, torch.tensor(labels)])
+    kept = inspector.mistakes
+    assert kept["labels"].tolist() == [3, 0] and kept["predicted"].tolist() == [5, 7]
+    assert kept["confidence"][0] > kept["confidence"][1] > 0.1
+    assert kept["images"][:, 0, 0, 0].tolist() == [1.0, 0.0]  # each image stays with its own label
+    counts = inspector.confusion.compute()
+    assert counts.sum() == 5 and counts[0, 7] == counts[2, 8] == counts[3, 5] == 1 and counts.trace() == 2
+
+
 def test_curves_come_from_fit_not_from_a_later_validate(tmp_path):
     """`validate` of a checkpoint logs val/acc at step 0; it must not replace epoch 1's value."""
     for stamp, scalars in ((1000, {"epoch": [(9, 0), (19, 1)], "train/loss": [(9, 0.5), (19, 0.3)],
@@ -186,6 +212,8 @@ def test_ddp_confusion_matrix_counts_each_image_once(tmp_path):
     write_train_csv(tmp_path / "data")
     run_cli("fit", *run_args(tmp_path, "--trainer.strategy", "ddp", "--trainer.devices", "2",
                              "--trainer.accelerator", "cpu", "--trainer.limit_train_batches", "2"), cwd=tmp_path)
-    counts = confusion_counts(read_events(tmp_path / "lightning_logs" / "version_0"))[-1]
+    events = read_events(tmp_path / "lightning_logs" / "version_0")
+    counts = confusion_counts(events)[-1]
     assert counts.sum().item() == VAL_SIZE
     assert counts.sum(dim=1).tolist() == [3] + [2] * 9
+    assert "val/most_confident_mistakes" in events.Tags()["images"]  # gathered from both processes
