@@ -9,6 +9,7 @@ import torch
 from digit_recognizer.callbacks.submission import unique_by_index, write_submission
 from digit_recognizer.runs import find_checkpoint, run_dir_of, run_dirs
 from digit_recognizer.errors import CheckpointError
+from digit_recognizer.files import _UMASK, atomic_path
 
 
 def test_submission_format(tmp_path):
@@ -70,3 +71,10 @@ def test_last_and_best_come_from_the_newest_run_with_a_checkpoint(tmp_path):
 def test_no_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match="no run under .* has a last checkpoint"):
         find_checkpoint(tmp_path, "last")
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    """mkstemp's temporary file is owner-only; the renamed result must not stay so."""
+    with atomic_path(tmp_path / "submission.csv") as tmp:
+        tmp.write_text("ImageId,Label\n")
+    assert (tmp_path / "submission.csv").stat().st_mode & 0o777 == 0o666 & ~_UMASK
