@@ -1,0 +1,140 @@
+"""The command line end to end, in subprocesses, as a user runs it on tiny CSVs."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from digit_recognizer.data.csv import write_digits_csv
+
+from conftest import REPO, random_digits, run_cli, tiny_run_args
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A folder with tiny data and one finished 1-epoch `fit` in lightning_logs/version_0."""
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "data"
+    data.mkdir()
+    write_digits_csv(data / "train.csv", *random_digits(200))
+    write_digits_csv(data / "test.csv.gz", random_digits(50, seed=1)[0], None)
+    result = run_cli("fit", *args(root), cwd=root)
+    assert "val/acc" in result.stdout
+    return root
+
+
+def args(root: Path, *extra: str) -> list[str]:
+    return tiny_run_args(root / "data", "--data.cache_dir", str(root / "cache"), *extra)
+
+
+def checkpoints(root: Path, version: int = 0) -> Path:
+    return root / "lightning_logs" / f"version_{version}" / "checkpoints"
+
+
+def test_fit_writes_checkpoints_config_and_events(workdir):
+    run = workdir / "lightning_logs" / "version_0"
+    names = sorted(p.name for p in checkpoints(workdir).iterdir())
+    assert names[0].startswith("best-epoch00-acc") and names[1] == "last.ckpt"
+    assert list(run.glob("events.out.tfevents.*"))
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["data"]["batch_size"] == 32 and config["trainer"]["max_epochs"] == 1
+    assert (workdir / "cache").is_dir() and list((workdir / "cache").iterdir()), "parsed CSVs are cached"
+
+
+@pytest.mark.parametrize("subcommand, metric", [("validate", "val/acc"), ("test", "test/acc")])
+def test_validate_and_test_score_a_checkpoint(workdir, subcommand, metric):
+    result = run_cli(subcommand, *args(workdir, "--ckpt_path", "best"), cwd=workdir)
+    assert metric in result.stdout
+
+
+def test_test_scores_a_labelled_csv(workdir, tmp_path):
+    labelled = tmp_path / "labelled.csv"
+    write_digits_csv(labelled, *random_digits(30, seed=5))
+    result = run_cli("test", *args(workdir, "--ckpt_path", "last", "--data.test_csv", str(labelled)), cwd=workdir)
+    assert "test/acc" in result.stdout
+
+
+def test_predict_writes_a_kaggle_submission(workdir, tmp_path):
+    target = tmp_path / "out" / "my_submission.csv"
+    result = run_cli("predict", *args(workdir, "--ckpt_path", "best", "--submission.path", str(target)), cwd=workdir)
+    assert f"written to {target}" in result.stdout
+    submission = pd.read_csv(target)
+    assert list(submission.columns) == ["ImageId", "Label"]
+    assert submission["ImageId"].tolist() == list(range(1, 51))
+    assert submission["Label"].between(0, 9).all()
+
+
+def test_predict_defaults_to_the_checkpoint_run_folder(workdir):
+    run_cli("predict", *args(workdir, "--ckpt_path", "last"), cwd=workdir)
+    assert len(pd.read_csv(workdir / "lightning_logs" / "version_0" / "submission.csv")) == 50
+
+
+def test_print_config_shows_the_reference_recipe():
+    result = run_cli("fit", "--config", str(REPO / "configs" / "cnn.yaml"), "--print_config", cwd=REPO)
+    config = yaml.safe_load(result.stdout)
+    optimizer = config["model"]["optimizer"]
+    assert optimizer["class_path"] == "torch.optim.RMSprop"
+    assert (optimizer["init_args"]["lr"], optimizer["init_args"]["alpha"], optimizer["init_args"]["eps"]) == (1e-3, 0.9, 1e-8)
+    assert config["data"]["batch_size"] == 86 and config["trainer"]["max_epochs"] == 30
+    assert config["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.ReduceLROnPlateau"
+
+
+def test_resume_with_ckpt_path_last_continues_the_previous_run(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_digits_csv(data / "train.csv", *random_digits(120))
+    run_cli("fit", *args(tmp_path), cwd=tmp_path)
+    result = run_cli("fit", *args(tmp_path, "--ckpt_path", "last", "--trainer.max_epochs", "2"), cwd=tmp_path)
+    assert "Restoring states from the checkpoint" in result.stdout + result.stderr
+    assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"], "logs into the same run"
+    state = torch.load(checkpoints(tmp_path) / "last.ckpt", map_location="cpu", weights_only=False)
+    assert state["epoch"] == 1 and state["global_step"] == 6  # 2 epochs of 3 batches, not 1 of a fresh run
+
+
+def write_bad_train_csv(data: Path) -> None:
+    lines = (data / "train.csv").read_text().splitlines()
+    cells = lines[5].split(",")
+    cells[101] = "300"  # pixel100 of line 6
+    lines[5] = ",".join(cells)
+    (data / "train.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_bad_csv_stops_with_one_line_and_nonzero_exit(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_digits_csv(data / "train.csv", *random_digits(20))
+    write_bad_train_csv(data)
+    result = run_cli("fit", *args(tmp_path), cwd=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {data / 'train.csv'}: line 6, column 'pixel100': 300 is outside 0..255"
+    )
+    assert not (tmp_path / "lightning_logs").exists() or not list((tmp_path / "lightning_logs").rglob("*.ckpt"))
+    verbose = run_cli("--verbose", "fit", *args(tmp_path), cwd=tmp_path, check=False)
+    assert verbose.returncode != 0 and "Traceback" in verbose.stderr
+
+
+@pytest.mark.parametrize("ckpt, message", [
+    (None, "predict needs --ckpt_path"),
+    ("last", "no run under .* has a last checkpoint"),
+    ("missing.ckpt", "missing.ckpt: checkpoint file not found"),
+])
+def test_checkpoint_problems_are_one_line_errors(tmp_path, tiny_data, ckpt, message):
+    extra = ["--ckpt_path", ckpt] if ckpt else []
+    result = run_cli("predict", *tiny_run_args(tiny_data, *extra), cwd=tmp_path, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert re.search(message, result.stderr.strip().splitlines()[-1])
+
+
+def test_console_script_is_installed():
+    script = shutil.which("digit-recognizer")
+    if script is None:
+        pytest.skip("package not installed with pip (no console script on PATH)")
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "fit" in result.stdout and "predict" in result.stdout
