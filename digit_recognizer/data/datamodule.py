@@ -1,7 +1,8 @@
 """KaggleDigitsDataModule: the competition CSVs as train, validation, test and predict loaders.
 
 Images stay uint8 until they reach the device (784 bytes an image cross the bus); there they are
-scaled to [0, 1] and, during training only, augmented a whole batch at a time.
+scaled to [0, 1] and, during training only, augmented a whole batch at a time. On a GPU the whole
+split is moved there once, and a batch is one index operation on it: no per-sample Python.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ import torch
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
 
 from digit_recognizer.constants import PIXEL_MAX, TEST_FILE, TRAIN_FILE
 from digit_recognizer.data.augment import BatchRandomAffine
 from digit_recognizer.data.cache import load_digits
 from digit_recognizer.data.download import fetch_competition_data
+from digit_recognizer.data.in_memory import DigitTensors, collate_batch
 from digit_recognizer.data.split import stratified_split
 from digit_recognizer.errors import DataError
 
@@ -40,6 +42,7 @@ class KaggleDigitsDataModule(LightningDataModule):
         test_csv: Labelled CSV that `test` scores; default: the validation split.
         predict_csv: Unlabelled CSV that `predict` labels; default: test.csv beside train.csv.
         num_workers: DataLoader worker processes (0: load in the main process, fastest for this data).
+        on_device: Keep the splits in the accelerator's memory (GPU training with num_workers 0).
     """
 
     def __init__(
@@ -58,16 +61,17 @@ class KaggleDigitsDataModule(LightningDataModule):
         test_csv: str | None = None,
         predict_csv: str | None = None,
         num_workers: int = 0,
+        on_device: bool = True,
     ) -> None:
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise DataError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         self.save_hyperparameters()
         self.augmenter = BatchRandomAffine(rotation_degrees, zoom, shift) if augment else None
-        self.train_set: TensorDataset | None = None
-        self.val_set: TensorDataset | None = None
-        self.test_set: TensorDataset | None = None
-        self.predict_set: TensorDataset | None = None
+        self.train_set: DigitTensors | None = None
+        self.val_set: DigitTensors | None = None
+        self.test_set: DigitTensors | None = None
+        self.predict_set: DigitTensors | None = None
 
     # -- locating and fetching the files ------------------------------------------------------
 
@@ -104,21 +108,27 @@ class KaggleDigitsDataModule(LightningDataModule):
             self.test_set = self._labelled_test_set()
         if stage == "predict":
             path = Path(self.hparams.predict_csv) if self.hparams.predict_csv else self.csv_path(TEST_FILE)
-            self.predict_set = TensorDataset(self._load(path, labelled=False).images)
+            self.predict_set = self._load(path, labelled=False)
 
-    def _load(self, path: Path, labelled: bool):
-        return load_digits(path, labelled=labelled, cache_dir=self.hparams.cache_dir)
+    def _load(self, path: Path, labelled: bool) -> DigitTensors:
+        digits = load_digits(path, labelled=labelled, cache_dir=self.hparams.cache_dir)
+        return DigitTensors(digits.images, digits.labels).to(self._data_device())
+
+    def _data_device(self) -> torch.device:
+        """The accelerator when the data can live there, else the CPU."""
+        if self.trainer is None or not self.hparams.on_device or self.hparams.num_workers > 0:
+            return torch.device("cpu")
+        return self.trainer.strategy.root_device
 
     def _split_train_csv(self) -> None:
         digits = self._load(self.csv_path(TRAIN_FILE), labelled=True)
-        train, val = stratified_split(digits.labels, self.hparams.val_fraction, self.hparams.split_seed)
-        self.train_set = TensorDataset(digits.images[train], digits.labels[train])
-        self.val_set = TensorDataset(digits.images[val], digits.labels[val]) if len(val) else None
+        train, val = stratified_split(digits.labels.cpu(), self.hparams.val_fraction, self.hparams.split_seed)
+        self.train_set = digits.subset(train.to(digits.device))
+        self.val_set = digits.subset(val.to(digits.device)) if len(val) else None
 
-    def _labelled_test_set(self) -> TensorDataset:
+    def _labelled_test_set(self) -> DigitTensors:
         if self.hparams.test_csv:
-            digits = self._load(Path(self.hparams.test_csv), labelled=True)
-            return TensorDataset(digits.images, digits.labels)
+            return self._load(Path(self.hparams.test_csv), labelled=True)
         if self.val_set is None:
             raise DataError("test scores the validation split by default: set --data.val_fraction above 0 "
                             "or name a labelled CSV with --data.test_csv")
@@ -126,7 +136,7 @@ class KaggleDigitsDataModule(LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------
 
-    def _loader(self, dataset: TensorDataset | None, shuffle: bool = False, unrepeated: bool = False) -> DataLoader | list:
+    def _loader(self, dataset: DigitTensors | None, shuffle: bool = False, unrepeated: bool = False) -> DataLoader | list:
         if dataset is None:
             return []  # Lightning skips a loop without batches (training on all rows: no validation)
         workers = self.hparams.num_workers
@@ -135,11 +145,12 @@ class KaggleDigitsDataModule(LightningDataModule):
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
             sampler=self._unrepeated_sampler(dataset) if unrepeated else None,
+            collate_fn=collate_batch,
             num_workers=workers,
             persistent_workers=workers > 0,
         )
 
-    def _unrepeated_sampler(self, dataset: TensorDataset) -> UnrepeatedDistributedSampler | None:
+    def _unrepeated_sampler(self, dataset: DigitTensors) -> UnrepeatedDistributedSampler | None:
         """Under DDP, every image to exactly one process: Lightning's default DistributedSampler
         pads the shards with repeats, which a synced confusion matrix would count twice."""
         if self.trainer is None or self.trainer.world_size == 1:

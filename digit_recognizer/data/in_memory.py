@@ -1,0 +1,54 @@
+"""DigitTensors: a split held as whole tensors, so that a batch is one index operation.
+
+A `TensorDataset` makes the DataLoader fetch every sample in Python and stack them again; with
+`__getitems__` the DataLoader hands over the batch's indices at once, and the batch is cut out of
+the uint8 tensor in one `index_select`. On a GPU the tensors can live there for the whole run.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+
+class DigitTensors(Dataset):
+    """uint8 images (N, 28, 28) and, when labelled, int64 labels (N,), on one device."""
+
+    def __init__(self, images: Tensor, labels: Tensor | None = None) -> None:
+        if labels is not None and len(labels) != len(images):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.tensors = (images,) if labels is None else (images, labels)
+
+    @property
+    def images(self) -> Tensor:
+        return self.tensors[0]
+
+    @property
+    def labels(self) -> Tensor | None:
+        return self.tensors[1] if len(self.tensors) > 1 else None
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, ...]:
+        return tuple(t[index] for t in self.tensors)
+
+    def __getitems__(self, indices: list[int]) -> list[Tensor]:
+        index = torch.as_tensor(indices, device=self.device)
+        return [t.index_select(0, index) for t in self.tensors]
+
+    def to(self, device: torch.device | str) -> DigitTensors:
+        return DigitTensors(*(t.to(device) for t in self.tensors))
+
+    def subset(self, index: Tensor) -> DigitTensors:
+        return DigitTensors(*(t[index] for t in self.tensors))
+
+
+def collate_batch(batch: list[Tensor]) -> list[Tensor]:
+    """`__getitems__` already returns the batch: nothing to stack."""
+    return batch

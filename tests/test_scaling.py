@@ -1,0 +1,48 @@
+"""The data path, DDP on CPU (gloo) and mixed precision, on tiny data."""
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from digit_recognizer.data.in_memory import DigitTensors, collate_batch
+
+from conftest import run_cli, tiny_run_args
+
+
+class NoPerSampleFetch(DigitTensors):
+    def __getitem__(self, index: int):
+        raise AssertionError("the DataLoader fetched a single sample")
+
+
+def test_a_batch_is_one_index_operation():
+    images = torch.randint(0, 256, (10, 28, 28), dtype=torch.uint8)
+    dataset = NoPerSampleFetch(images, torch.arange(10))
+    batches = list(DataLoader(dataset, batch_size=4, collate_fn=collate_batch))
+    assert [len(labels) for _, labels in batches] == [4, 4, 2]
+    assert torch.equal(batches[1][0], images[4:8]) and batches[1][0].dtype == torch.uint8
+
+
+def test_ddp_on_two_cpu_processes_writes_one_run_and_one_complete_submission(tmp_path: Path, tiny_data: Path):
+    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    run_cli("fit", *tiny_run_args(tiny_data, *ddp), cwd=tmp_path, timeout=300)
+    runs = list((tmp_path / "lightning_logs").iterdir())
+    assert [run.name for run in runs] == ["version_0"], "one set of logs"
+    assert sorted(p.name for p in (runs[0] / "checkpoints").iterdir())[1:] == ["last.ckpt"]
+
+    submission = tmp_path / "submission.csv"
+    # 50 test images on 2 processes with batch 32: the second shard is padded with a repeat.
+    result = run_cli("predict", *tiny_run_args(tiny_data, *ddp, "--ckpt_path", "last", "--submission.path",
+                                              str(submission)), cwd=tmp_path, timeout=300)
+    assert result.stdout.count("written to") == 1
+    frame = pd.read_csv(submission)
+    assert frame["ImageId"].tolist() == list(range(1, 51))
+
+
+def test_bf16_mixed_precision_trains_on_cpu(tmp_path: Path, tiny_data: Path):
+    run_cli("fit", *tiny_run_args(tiny_data, "--trainer.precision", "bf16-mixed"), cwd=tmp_path)
+    state = torch.load(next((tmp_path / "lightning_logs").rglob("last.ckpt")), map_location="cpu", weights_only=False)
+    weights = state["state_dict"]
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in weights.values())
+    assert state["global_step"] == 3
