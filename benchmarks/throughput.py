@@ -1,0 +1,158 @@
+"""Training throughput of digit_recognizer's Trainer path against a plain PyTorch loop.
+
+Both train the same network with the same batch size, optimizer and batched augmentation, on the
+same device, in one process; the plain loop is the floor of Python overhead for this model, so the
+ratio shows what Lightning and the package's data path cost. A benchmark, not a test:
+
+    python benchmarks/throughput.py --device cpu --data-dir ../shared/data
+    python benchmarks/throughput.py --device cuda --data-dir ../shared/data --full-recipe
+
+The last line is `lightning/plain throughput ratio: X.XX`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+
+from digit_recognizer.cli import DigitCLI
+from digit_recognizer.data.augment import BatchRandomAffine
+from digit_recognizer.data.datamodule import to_model_input
+from digit_recognizer.model import DigitCNN
+from digit_recognizer.module import reference_optimizer
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cnn.yaml"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class StepTimer(pl.Callback):
+    """Wall time of the training steps after the first `warmup` ones."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup = warmup
+        self.start = self.end = 0.0
+        self.timed_steps = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.warmup:
+            synchronize(pl_module.device)
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step > self.warmup:
+            synchronize(pl_module.device)
+            self.end = time.perf_counter()
+            self.timed_steps = trainer.global_step - self.warmup
+
+
+def cli_args(args: argparse.Namespace, *extra: str) -> list[str]:
+    accelerator = "gpu" if args.device == "cuda" else "cpu"
+    return [
+        "--config", str(CONFIG),
+        "--data.data_dir", args.data_dir, "--data.download", "false",
+        "--data.batch_size", str(args.batch_size),
+        "--trainer.accelerator", accelerator, "--trainer.devices", "1",
+        "--trainer.precision", args.precision,
+        *extra,
+    ]
+
+
+def lightning_throughput(args: argparse.Namespace) -> float:
+    """Images/s of the real `fit` path (config, callbacks, logger, augmentation), no validation."""
+    cli = DigitCLI(args=cli_args(
+        args,
+        "--trainer.max_steps", str(args.warmup + args.steps),
+        "--trainer.limit_val_batches", "0",
+        "--trainer.num_sanity_val_steps", "0",
+        "--trainer.enable_model_summary", "false",
+        "--trainer.logger.init_args.save_dir", args.log_dir,
+    ), run=False)
+    timer = StepTimer(args.warmup)
+    cli.trainer.callbacks.append(timer)
+    cli.trainer.fit(cli.model, cli.datamodule)
+    return timer.timed_steps * args.batch_size / (timer.end - timer.start)
+
+
+def plain_throughput(args: argparse.Namespace, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Images/s of a hand-written loop: same network, optimizer, batch and augmentation."""
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = DigitCNN().to(device).train()
+    optimizer = reference_optimizer(model.parameters())
+    augment = BatchRandomAffine()
+    images, labels = images.to(device), labels.to(device)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16-mixed")
+    order = torch.randperm(len(images), device=device)
+    start, position = 0.0, 0
+    for step in range(args.warmup + args.steps):
+        if step == args.warmup:
+            synchronize(device)
+            start = time.perf_counter()
+        if position + args.batch_size > len(images):
+            order, position = torch.randperm(len(images), device=device), 0
+        index = order[position : position + args.batch_size]
+        position += args.batch_size
+        batch = augment(to_model_input(images[index]))
+        with autocast:
+            loss = F.cross_entropy(model(batch), labels[index])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    synchronize(device)
+    return args.steps * args.batch_size / (time.perf_counter() - start)
+
+
+def full_recipe_seconds(args: argparse.Namespace) -> float:
+    """Wall time of the complete reference `fit` (30 epochs, validation each epoch)."""
+    start = time.perf_counter()
+    DigitCLI(args=["fit", *cli_args(args, "--trainer.logger.init_args.save_dir", args.log_dir)])
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--batch-size", type=int, default=86)
+    parser.add_argument("--steps", type=int, default=200, help="timed steps (after the warmup)")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each; the best counts")
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
+    parser.add_argument("--log-dir", default="benchmark_logs", help="where the Trainer runs log")
+    parser.add_argument("--full-recipe", action="store_true", help="also time the 30-epoch reference fit")
+    args = parser.parse_args()
+
+    # The plain loop trains on the same 37,800 images the data module splits off.
+    cli = DigitCLI(args=cli_args(args), run=False)
+    cli.datamodule.setup("fit")
+    train = cli.datamodule.train_set
+    lightning, plain = [], []
+    for _ in range(args.repeats):  # interleaved, so that a busy moment hurts both alike
+        lightning.append(lightning_throughput(args))
+        plain.append(plain_throughput(args, train.images.cpu(), train.labels.cpu()))
+
+    name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"device: {name}; batch {args.batch_size}; precision {args.precision}; "
+          f"best of {args.repeats} runs of {args.steps} timed steps after {args.warmup}")
+    if args.full_recipe:
+        print(f"full reference recipe (30 epochs, 37,800 images, validation each epoch): {full_recipe_seconds(args):.1f} s")
+    print(f"digit_recognizer Trainer: {max(lightning):,.0f} images/s  (all runs: {_list(lightning)})")
+    print(f"plain PyTorch loop:       {max(plain):,.0f} images/s  (all runs: {_list(plain)})")
+    print(f"lightning/plain throughput ratio: {max(lightning) / max(plain):.2f}")
+
+
+def _list(values: list[float]) -> str:
+    return ", ".join(f"{v:,.0f}" for v in values)
+
+
+if __name__ == "__main__":
+    main()
