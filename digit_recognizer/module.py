@@ -81,8 +81,9 @@ class DigitClassifier(LightningModule):
         loss = F.cross_entropy(logits, labels, label_smoothing=smoothing)
         accuracy = self.accuracy[f"{stage}_acc"]
         accuracy(logits, labels)
+        # sync_dist: under DDP the epoch mean covers every process (one all-reduce per epoch).
         self.log(f"{stage}/loss", loss, on_step=False, on_epoch=True, prog_bar=True,
-                 sync_dist=stage != "train", batch_size=len(labels))
+                 sync_dist=True, batch_size=len(labels))
         self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
         return {"loss": loss, "logits": logits.detach()}
 
