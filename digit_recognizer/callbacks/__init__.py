@@ -1,5 +1,7 @@
-"""Callbacks that observe a run and write its outputs; none of them steers training."""
+"""Callbacks that write a run's outputs and keep it resumable."""
 
+from digit_recognizer.callbacks.interruption import InterruptCheckpoint
+from digit_recognizer.callbacks.random_state import RandomStateCheckpoint
 from digit_recognizer.callbacks.submission import SubmissionWriter
 
-__all__ = ["SubmissionWriter"]
+__all__ = ["InterruptCheckpoint", "RandomStateCheckpoint", "SubmissionWriter"]

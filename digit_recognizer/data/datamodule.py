@@ -63,6 +63,9 @@ class KaggleDigitsDataModule(LightningDataModule):
             raise DataError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         self.save_hyperparameters()
         self.augmenter = BatchRandomAffine(rotation_degrees, zoom, shift) if augment else None
+        # The shuffle's own generator (seeded by seed_everything), saved in checkpoints: a resumed
+        # run shuffles its next epoch exactly as the uninterrupted run would have.
+        self.shuffle_generator = torch.Generator().manual_seed(torch.initial_seed())
         self.train_set: TensorDataset | None = None
         self.val_set: TensorDataset | None = None
         self.test_set: TensorDataset | None = None
@@ -125,6 +128,12 @@ class KaggleDigitsDataModule(LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------
 
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"shuffle_generator": self.shuffle_generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Tensor]) -> None:
+        self.shuffle_generator.set_state(state_dict["shuffle_generator"])
+
     def _loader(self, dataset: TensorDataset | None, shuffle: bool = False) -> DataLoader | list:
         if dataset is None:
             return []  # Lightning skips a loop without batches (training on all rows: no validation)
@@ -133,6 +142,7 @@ class KaggleDigitsDataModule(LightningDataModule):
             dataset,
             batch_size=self.hparams.batch_size,
             shuffle=shuffle,
+            generator=self.shuffle_generator if shuffle else None,
             num_workers=workers,
             persistent_workers=workers > 0,
         )
