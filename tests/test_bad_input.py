@@ -1,14 +1,18 @@
-"""Bad checkpoints and configuration: one clear line naming the file or key, non-zero exit."""
+"""Bad checkpoints and configuration: one clear line naming the file or key, non-zero exit; checkpoint
+files written whole and random states kept in them."""
 
 from __future__ import annotations
 
+import random
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from digit_recognizer.callbacks import RandomStateCheckpoint
 from digit_recognizer.cli import main
 from digit_recognizer.checkpoints import AtomicCheckpointIO, check_checkpoint
 from digit_recognizer.errors import CheckpointError
@@ -149,3 +153,16 @@ def test_config_errors_name_the_key(tmp_path, capsys, yaml, key):
     assert status == 2 and "Traceback" not in stderr
     error = stderr[stderr.rindex("error: "):]
     assert key in error, error
+
+
+def test_random_states_survive_a_checkpoint_round_trip(tmp_path):
+    def draws() -> tuple:
+        return torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)]
+
+    torch.save(RandomStateCheckpoint().state_dict(), tmp_path / "state.pt")
+    expected = draws()
+    draws()  # move every generator on
+    restored = RandomStateCheckpoint()
+    restored.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    restored.on_train_epoch_start(None, None)
+    assert draws() == expected
