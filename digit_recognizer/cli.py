@@ -7,15 +7,18 @@ checkpoint. Problems the user can fix are printed as one line (`--verbose` shows
 
 from __future__ import annotations
 
+import signal
 import sys
 import warnings
 from pathlib import Path
 
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from digit_recognizer import report
 from digit_recognizer.callbacks import SubmissionWriter
+from digit_recognizer.checkpoints import check_checkpoint, read_checkpoint
 from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.errors import CheckpointError, UserError
 from digit_recognizer.module import DigitClassifier
@@ -40,6 +43,15 @@ class DigitCLI(LightningCLI):
         # Always present, so `--submission.path my.csv` works without editing the callback list.
         parser.add_lightning_class_args(SubmissionWriter, "submission")
 
+    def parse_arguments(self, parser: LightningArgumentParser, args: object) -> None:
+        super().parse_arguments(parser, args)
+        # LightningCLI reads a checkpoint file's hyperparameters right after parsing: a truncated or
+        # foreign file must be a one-line error before that.
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if ckpt_path and Path(ckpt_path).is_file():
+            read_checkpoint(ckpt_path)
+
     def before_instantiate_classes(self) -> None:
         if self.subcommand is None:
             return
@@ -62,6 +74,12 @@ class DigitCLI(LightningCLI):
         if logger is not None and run.parent == log_root.resolve() and run.name.startswith("version_"):
             logger.init_args.version = int(run.name.removeprefix("version_"))  # keep logging into that run
 
+    def instantiate_classes(self) -> None:
+        super().instantiate_classes()
+        ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
+        if ckpt_path is not None:  # fail in one line here rather than deep inside Lightning's loading
+            check_checkpoint(ckpt_path, self.model)
+
 
 def _file_logger(logger: object) -> Namespace | None:
     """The configured TensorBoard or CSV logger, when exactly one is given as class_path/init_args."""
@@ -81,7 +99,11 @@ def _log_root(logger: Namespace | None, default_root_dir: str | None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point; `--verbose` before the subcommand shows tracebacks of user errors."""
+    """Entry point; `--verbose` before the subcommand shows tracebacks of user errors.
+
+    Exit status: 0 done, 2 a user error, 1 after Ctrl-C during a Lightning stage (Lightning's own
+    graceful stop), 130 after Ctrl-C before or after one, 143 after SIGTERM.
+    """
     # Lightning 2.6 on torch 2.14 warns about its own use of a torch internal on every batch.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -98,3 +120,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except SIGTERMException:  # Lightning stopped gracefully (and InterruptCheckpoint saved the run)
+        sys.exit(128 + signal.SIGTERM)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)

@@ -56,7 +56,8 @@ def _best_recorded_in(last: Path) -> Path | None:
     except Exception as exc:
         raise CheckpointError(f"{last}: cannot read the checkpoint ({exc})") from None
     for key, callback_state in state.get("callbacks", {}).items():
-        if key.startswith("ModelCheckpoint") and callback_state.get("best_model_path"):
+        monitored = callback_state.get("monitor") is not None  # not the every-epoch last.ckpt writer
+        if key.startswith("ModelCheckpoint") and monitored and callback_state.get("best_model_path"):
             best = Path(callback_state["best_model_path"])
             if not best.is_absolute():
                 best = last.parent / best.name

@@ -116,3 +116,34 @@ def test_gzip_of_non_utf8(tmp_path):
     path = write(tmp_path / "train.csv.gz", gzip.compress(b"\xff\xfe\x00label"))
     with pytest.raises(DataError, match=r"train.csv.gz: "):
         read_digits_csv(path, labelled=True)
+
+
+BAD_TEST = {
+    "header only": (TEST_HEADER + "\r\n", "has a header but no data rows"),
+    "missing column": (TEST_HEADER.rsplit(",", 1)[0] + "\n" + row(None)[:-2] + "\n", "line 1: missing column 'pixel783'"),
+    "blank cell": (TEST_HEADER + "\n" + row(None) + "\n" + row(None, pixel="", at=9) + "\n",
+                   "line 3, column 'pixel9': empty or missing cell"),
+    "fractional pixel": (TEST_HEADER + "\n" + row(None, pixel="0.5", at=2) + "\n", "line 2, column 'pixel2': 0.5 is not a whole number"),
+    "pixel above 255": (TEST_HEADER + "\n" + row(None, pixel="300", at=783) + "\n", "line 2, column 'pixel783': 300 is outside 0..255"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TEST))
+def test_bad_test_csv_names_file_line_and_column(tmp_path, case):
+    text, message = BAD_TEST[case]
+    path = write(tmp_path / "test.csv", text)
+    with pytest.raises(DataError) as error:
+        read_digits_csv(path, labelled=False)
+    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+
+
+def test_fractional_label(tmp_path):
+    path = write(tmp_path / "train.csv", HEADER + "\n" + row(label="3.5") + "\n")
+    with pytest.raises(DataError, match="line 2, column 'label': 3.5 is not a whole number"):
+        read_digits_csv(path, labelled=True)
+
+
+def test_gzipped_crlf_bom_test_csv_is_accepted(tmp_path):
+    text = "\ufeff" + "\r\n".join([TEST_HEADER, row(None, "17", 0), row(None)]) + "\r\n"
+    digits = read_digits_csv(write(tmp_path / "test.csv.gz", gzip.compress(text.encode())), labelled=False)
+    assert digits.images.shape == (2, 28, 28) and digits.images[0, 0, 0] == 17

@@ -55,6 +55,19 @@ def test_cache_rebuilt_when_csv_changes(csv_file, tmp_path, monkeypatch):
     assert len(calls) == 1 and torch.equal(reloaded.images, images)
 
 
+def test_cache_rebuilt_when_csv_is_replaced_keeping_size_and_mtime(csv_file, tmp_path, monkeypatch):
+    cache_dir = tmp_path / "cache"
+    load_digits(csv_file, labelled=True, cache_dir=cache_dir)
+    before = csv_file.stat()
+    header, first, rest = csv_file.read_text().split("\n", 2)
+    csv_file.write_text("\n".join([header, "7" + first[1:], rest]))  # another label, same size
+    os.utime(csv_file, ns=(before.st_atime_ns, before.st_mtime_ns))  # as `cp -p` or `rsync -t` leave it
+    assert csv_file.stat().st_size == before.st_size and first[0] != "7"
+    calls = count_parses(monkeypatch)
+    reloaded = load_digits(csv_file, labelled=True, cache_dir=cache_dir)
+    assert len(calls) == 1 and reloaded.labels[0] == 7
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "tampered"])
 def test_corrupt_cache_is_rebuilt(csv_file, tmp_path, monkeypatch, damage):
     cache_dir = tmp_path / "cache"

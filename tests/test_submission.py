@@ -47,8 +47,11 @@ def make_run(root: Path, version: int, last: bool = True) -> Path:
     checkpoints = root / f"version_{version}" / "checkpoints"
     checkpoints.mkdir(parents=True)
     if last:
-        torch.save({"callbacks": {"ModelCheckpoint{'monitor': 'val/acc'}": {"best_model_path": str(checkpoints / "best.ckpt")}}},
-                   checkpoints / "last.ckpt")
+        callbacks = {  # the every-epoch last.ckpt writer (no monitor) also records a "best" path: itself
+            "ModelCheckpoint{'monitor': None}": {"monitor": None, "best_model_path": str(checkpoints / "last.ckpt")},
+            "ModelCheckpoint{'monitor': 'val/acc'}": {"monitor": "val/acc", "best_model_path": str(checkpoints / "best.ckpt")},
+        }
+        torch.save({"callbacks": callbacks}, checkpoints / "last.ckpt")
         torch.save({}, checkpoints / "best.ckpt")
     return checkpoints
 

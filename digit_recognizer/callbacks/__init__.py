@@ -1,7 +1,12 @@
-"""Callbacks that observe a run and write its outputs; none of them steers training."""
+"""Callbacks that write a run's outputs and keep it resumable."""
 
 from digit_recognizer.callbacks.inspection import ClassificationInspector, EpochTimer
+from digit_recognizer.callbacks.interruption import InterruptCheckpoint
+from digit_recognizer.callbacks.random_state import RandomStateCheckpoint
 from digit_recognizer.callbacks.report_writer import ReportWriter
 from digit_recognizer.callbacks.submission import SubmissionWriter
 
-__all__ = ["ClassificationInspector", "EpochTimer", "ReportWriter", "SubmissionWriter"]
+__all__ = [
+    "ClassificationInspector", "EpochTimer", "InterruptCheckpoint", "RandomStateCheckpoint", "ReportWriter",
+    "SubmissionWriter",
+]

@@ -1,6 +1,6 @@
 """Parse each CSV once: later runs load its tensors from a cache file in well under a second.
 
-A cache entry is keyed on the CSV's absolute path, size and modification time, and carries a
+A cache entry is keyed on the CSV's absolute path, size and modification/change times, and carries a
 checksum of its tensors: a changed CSV, or a damaged or foreign cache file, is rebuilt, never used.
 """
 
@@ -48,6 +48,7 @@ def _source_key(path: Path, labelled: bool) -> dict:
         "path": str(path),
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
+        "ctime_ns": stat.st_ctime_ns,  # set by every write; unlike mtime, no copy tool can restore it
         "labelled": labelled,
     }
 

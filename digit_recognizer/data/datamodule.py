@@ -68,6 +68,9 @@ class KaggleDigitsDataModule(LightningDataModule):
             raise DataError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         self.save_hyperparameters()
         self.augmenter = BatchRandomAffine(rotation_degrees, zoom, shift) if augment else None
+        # The shuffle's own generator (seeded by seed_everything), saved in checkpoints: a resumed
+        # run shuffles its next epoch exactly as the uninterrupted run would have.
+        self.shuffle_generator = torch.Generator().manual_seed(torch.initial_seed())
         self.train_set: DigitTensors | None = None
         self.val_set: DigitTensors | None = None
         self.test_set: DigitTensors | None = None
@@ -136,6 +139,12 @@ class KaggleDigitsDataModule(LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------
 
+    def state_dict(self) -> dict[str, Tensor]:
+        return {"shuffle_generator": self.shuffle_generator.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Tensor]) -> None:
+        self.shuffle_generator.set_state(state_dict["shuffle_generator"])
+
     def _loader(self, dataset: DigitTensors | None, shuffle: bool = False, unrepeated: bool = False) -> DataLoader | list:
         if dataset is None:
             return []  # Lightning skips a loop without batches (training on all rows: no validation)
@@ -146,6 +155,7 @@ class KaggleDigitsDataModule(LightningDataModule):
             shuffle=shuffle,
             sampler=self._unrepeated_sampler(dataset) if unrepeated else None,
             collate_fn=collate_batch,
+            generator=self.shuffle_generator if shuffle else None,
             num_workers=workers,
             persistent_workers=workers > 0,
         )

@@ -1,0 +1,68 @@
+"""RandomStateCheckpoint: a resumed run draws the same random numbers as an uninterrupted one.
+
+Lightning checkpoints hold weights, optimizer and loop state but not the global random number
+generators, which the augmentation and dropout draw from. This callback stores them in every
+checkpoint and puts them back when training resumes. (The training shuffle has its own generator,
+kept in the checkpoint by the DataModule: Lightning creates a resumed run's first loader iterator
+before any epoch hook runs.)
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+
+class RandomStateCheckpoint(Callback):
+    """Save the torch (CPU and CUDA), numpy and Python random states; restore them on resume.
+
+    The states are captured when a checkpoint is written (at an epoch's end) and restored at the
+    start of the first training epoch after resuming, so that what runs in between in the resumed
+    process (the model summary's forward pass, for one) cannot shift them.
+    """
+
+    def __init__(self) -> None:
+        self._to_restore: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        numpy_state = np.random.get_state(legacy=False)
+        return {
+            "torch": torch.get_rng_state(),
+            "torch.cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            # Plain tensors and numbers, so that torch.load(weights_only=True) accepts them.
+            "numpy": {
+                "key": torch.from_numpy(numpy_state["state"]["key"].astype(np.int64)),
+                "pos": int(numpy_state["state"]["pos"]),
+                "has_gauss": int(numpy_state["has_gauss"]),
+                "gauss": float(numpy_state["gauss"]),
+            },
+            "python": random.getstate(),
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._to_restore = state_dict
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._to_restore is not None:
+            _set_random_states(self._to_restore)
+            self._to_restore = None
+
+
+def _set_random_states(state_dict: dict[str, Any]) -> None:
+    torch.set_rng_state(state_dict["torch"])
+    cuda_states = state_dict["torch.cuda"]
+    if cuda_states and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_states)
+    numpy_state = state_dict["numpy"]
+    np.random.set_state({
+        "bit_generator": "MT19937",
+        "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
+        "has_gauss": numpy_state["has_gauss"],
+        "gauss": numpy_state["gauss"],
+    })
+    version, internal, gauss = state_dict["python"]
+    random.setstate((version, tuple(internal), gauss))

@@ -1,0 +1,66 @@
+"""Checkpoint files that a kill cannot truncate, and that are checked before Lightning loads them.
+
+Lightning's TorchCheckpointIO writes through an fsspec transaction whose temporary file lives in
+the system temp folder; when that is another filesystem the final "move" is a copy into place, so
+a `kill -9` during it leaves a truncated checkpoint. AtomicCheckpointIO writes beside the target
+and renames (one atomic step on any local filesystem).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+from torch import nn
+
+from digit_recognizer.errors import CheckpointError
+from digit_recognizer.files import atomic_path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """TorchCheckpointIO whose saves are all-or-nothing: the old file or the complete new one."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
+        if "://" in str(path) or storage_options is not None:  # remote storage: fsspec's own handling
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        with atomic_path(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's contents, or a one-line CheckpointError for a truncated or foreign file."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: truncated or not a checkpoint file ({reason})") from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise CheckpointError(f"{path}: not a Lightning checkpoint (it has no state_dict)")
+    return checkpoint
+
+
+def check_checkpoint(path: str | Path, model: nn.Module) -> None:
+    """Raise a one-line CheckpointError unless `path` is a readable checkpoint of `model`'s architecture.
+
+    Lightning would otherwise fail deep inside loading with a long traceback (a truncated zip
+    archive, or a state_dict mismatch listing every weight).
+    """
+    state = read_checkpoint(path)["state_dict"]
+    expected = model.state_dict()
+    missing = [name for name in expected if name not in state]
+    unexpected = [name for name in state if name not in expected]
+    if missing or unexpected:
+        example = f"missing '{missing[0]}'" if missing else f"unexpected '{unexpected[0]}'"
+        raise CheckpointError(
+            f"{path}: a checkpoint of a different model ({len(missing)} weights missing, "
+            f"{len(unexpected)} unexpected, e.g. {example})"
+        )
+    for name, tensor in expected.items():
+        if state[name].shape != tensor.shape:
+            raise CheckpointError(
+                f"{path}: a checkpoint of a different architecture ('{name}' has shape "
+                f"{tuple(state[name].shape)}, this model's is {tuple(tensor.shape)})"
+            )
