@@ -8,6 +8,7 @@ each network at once, on the device, with no per-image Python.
 from __future__ import annotations
 
 import copy
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def load_network(path: str | Path, like: nn.Module, prefix: str = "network.") ->
     try:
         network.load_state_dict(weights)
     except RuntimeError as exc:
-        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc)]
         raise CheckpointError(f"{path}: not the same network as the other checkpoints "
-                              f"({details[0] if details else exc})") from None
+                              f"({textwrap.shorten(details[0], 160)})") from None
     return network
