@@ -15,7 +15,7 @@ from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from digit_recognizer import report, seed_ensemble
-from digit_recognizer.callbacks import SubmissionWriter, InferenceEnsemble
+from digit_recognizer.callbacks import InferenceEnsemble, SubmissionWriter
 from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.errors import CheckpointError, UserError
 from digit_recognizer.module import DigitClassifier
