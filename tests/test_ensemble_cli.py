@@ -74,13 +74,22 @@ def test_predict_returns_the_mean_probability_of_members_and_shifts(workdir):
 
 
 def test_validate_scores_the_ensemble_and_the_shifts(workdir):
-    def val_loss(*extra: str) -> float:
-        result = run_cli("validate", *args(workdir, "--ckpt_path", str(member(workdir, 0)), *extra), cwd=workdir)
-        return float(re.search(r"val/loss\s*│\s*([0-9.]+)", result.stdout).group(1))
+    first, second = str(member(workdir, 0)), str(member(workdir, 1))
+    datamodule = KaggleDigitsDataModule(data_dir=str(workdir / "data"), download=False, cache_dir=str(workdir / "cache"))
+
+    def val_loss(**ensemble) -> float:
+        trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                          callbacks=[InferenceEnsemble(**ensemble)])
+        return trainer.validate(DigitClassifier(), datamodule=datamodule, ckpt_path=first, verbose=False)[0]["val/loss"]
 
     single = val_loss()
-    assert val_loss("--ensemble.shifts", SHIFTS) != single, "validate must score the shifted copies"
-    assert val_loss("--ensemble.checkpoints", f"[{member(workdir, 1)}]") != single, "validate must score both members"
+    assert val_loss(shifts=[(1, 0), (0, 1)]) != single, "validate must score the shifted copies"
+    assert val_loss(checkpoints=[second]) != single, "validate must score both members"
+    both = val_loss(checkpoints=[second], shifts=[(1, 0), (-1, 0), (0, 1), (0, -1)])
+
+    result = run_cli("validate", *args(workdir, "--ckpt_path", first, "--ensemble.checkpoints", f"[{second}]",
+                                      "--ensemble.shifts", SHIFTS), cwd=workdir)
+    assert float(re.search(r"val/loss\s*│\s*([0-9.]+)", result.stdout).group(1)) == pytest.approx(both, abs=1e-5)
 
 
 def test_a_checkpoint_of_another_network_is_a_one_line_error(workdir, tmp_path):
