@@ -16,8 +16,8 @@ from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from digit_recognizer import report
-from digit_recognizer.callbacks import SubmissionWriter
+from digit_recognizer import report, seed_ensemble
+from digit_recognizer.callbacks import InferenceEnsemble, SubmissionWriter
 from digit_recognizer.checkpoints import check_checkpoint, read_checkpoint
 from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.errors import CheckpointError, UserError
@@ -42,6 +42,7 @@ class DigitCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always present, so `--submission.path my.csv` works without editing the callback list.
         parser.add_lightning_class_args(SubmissionWriter, "submission")
+        parser.add_lightning_class_args(InferenceEnsemble, "ensemble")  # checkpoints and shifts to average
 
     def parse_arguments(self, parser: LightningArgumentParser, args: object) -> None:
         super().parse_arguments(parser, args)
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if argv[:1] == ["report"]:  # not a Trainer subcommand: it only reads a finished run's files
             return report.main(argv[1:])
+        if argv[:1] == ["ensemble"]:  # one `fit` per seed, then `predict` with all of them
+            return seed_ensemble.main(argv[1:], DigitCLI)
         # args=None lets LightningCLI read sys.argv itself (passing both draws a warning).
         DigitCLI(args=None if argv == sys.argv[1:] else argv)
     except UserError as exc:

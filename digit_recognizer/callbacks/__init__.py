@@ -1,5 +1,6 @@
 """Callbacks that write a run's outputs and keep it resumable."""
 
+from digit_recognizer.callbacks.ensemble import InferenceEnsemble
 from digit_recognizer.callbacks.inspection import ClassificationInspector, EpochTimer
 from digit_recognizer.callbacks.interruption import InterruptCheckpoint
 from digit_recognizer.callbacks.random_state import RandomStateCheckpoint
@@ -7,6 +8,6 @@ from digit_recognizer.callbacks.report_writer import ReportWriter
 from digit_recognizer.callbacks.submission import SubmissionWriter
 
 __all__ = [
-    "ClassificationInspector", "EpochTimer", "InterruptCheckpoint", "RandomStateCheckpoint", "ReportWriter",
-    "SubmissionWriter",
+    "ClassificationInspector", "EpochTimer", "InferenceEnsemble", "InterruptCheckpoint", "RandomStateCheckpoint",
+    "ReportWriter", "SubmissionWriter",
 ]

@@ -1,0 +1,75 @@
+"""Averaging class probabilities over several networks and shifted copies of each image.
+
+An ensemble (networks trained with different seeds) and test-time augmentation (the image moved
+by a pixel or two) both average probabilities; here one batch of every shifted copy goes through
+each network at once, on the device, with no per-image Python.
+"""
+
+from __future__ import annotations
+
+import copy
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from digit_recognizer.checkpoints import read_checkpoint
+from digit_recognizer.errors import CheckpointError
+
+Shift = tuple[int, int]  # (dx, dy) in pixels: +dx moves the digit right, +dy down
+
+
+def shifted_views(images: Tensor, shifts: Sequence[Shift]) -> Tensor:
+    """(B, C, H, W) -> (len(shifts) * B, C, H, W): each shift of the whole batch, in order.
+
+    Pixels moved in from outside the image are zero (background), never wrapped round from the
+    opposite border as torch.roll would.
+    """
+    margin = max(max(abs(dx), abs(dy)) for dx, dy in shifts)
+    height, width = images.shape[-2:]
+    padded = F.pad(images, (margin, margin, margin, margin))
+    return torch.cat([padded[..., margin - dy : margin - dy + height, margin - dx : margin - dx + width]
+                      for dx, dy in shifts])
+
+
+class AveragedNetworks(nn.Module):
+    """Each network on the image and each shifted copy; returns the log of the mean probability.
+
+    Log-probabilities are valid logits: softmax gives back the mean probability, cross-entropy is
+    the ensemble's negative log-likelihood and argmax its prediction, so a LightningModule can use
+    this in place of its network unchanged.
+    """
+
+    def __init__(self, networks: Sequence[nn.Module], shifts: Sequence[Shift] = ()) -> None:
+        super().__init__()
+        self.networks = nn.ModuleList(networks)
+        self.shifts: list[Shift] = [(0, 0), *(tuple(s) for s in shifts if tuple(s) != (0, 0))]
+
+    def forward(self, images: Tensor) -> Tensor:
+        views = shifted_views(images, self.shifts) if len(self.shifts) > 1 else images
+        probabilities = torch.stack([network(views).float().softmax(dim=-1) for network in self.networks]).mean(0)
+        probabilities = probabilities.unflatten(0, (len(self.shifts), len(images))).mean(0)
+        return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
+
+
+def load_network(path: str | Path, like: nn.Module, prefix: str = "network.") -> nn.Module:
+    """A copy of `like` with the weights under `prefix` in the Lightning checkpoint at `path`.
+
+    A checkpoint of another network (other layers or sizes) is a CheckpointError, not a silent
+    partial load.
+    """
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    state = read_checkpoint(path)
+    weights = {key.removeprefix(prefix): value for key, value in state["state_dict"].items() if key.startswith(prefix)}
+    network = copy.deepcopy(like)
+    try:
+        network.load_state_dict(weights)
+    except RuntimeError as exc:
+        details = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()] or [str(exc)]
+        raise CheckpointError(f"{path}: not the same network as the other checkpoints "
+                              f"({textwrap.shorten(details[0], 160)})") from None
+    return network
