@@ -29,15 +29,18 @@ def random_digits(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return images, labels
 
 
-@pytest.fixture
-def tiny_data(tmp_path: Path) -> Path:
-    """A data folder with a 200-row train.csv and a 50-row test.csv.gz."""
-    folder = tmp_path / "data"
+def write_tiny_data(root: Path) -> Path:
+    """root/data with a 200-row train.csv and a 50-row test.csv.gz."""
+    folder = root / "data"
     folder.mkdir()
-    images, labels = random_digits(200)
-    write_digits_csv(folder / "train.csv", images, labels)
+    write_digits_csv(folder / "train.csv", *random_digits(200))
     write_digits_csv(folder / "test.csv.gz", random_digits(50, seed=1)[0], None)
     return folder
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    return write_tiny_data(tmp_path)
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +76,8 @@ def tiny_run_args(data_dir: Path, *extra: str) -> list[str]:
         "--trainer.enable_model_summary", "false",
         *extra,
     ]
+
+
+def workdir_args(root: Path, *extra: str) -> list[str]:
+    """tiny_run_args for root/data, with the parsed-CSV cache in root/cache."""
+    return tiny_run_args(root / "data", "--data.cache_dir", str(root / "cache"), *extra)

@@ -12,24 +12,17 @@ import yaml
 
 from digit_recognizer.data.csv import write_digits_csv
 
-from conftest import REPO, random_digits, run_cli, tiny_run_args
+from conftest import REPO, random_digits, run_cli, tiny_run_args, workdir_args, write_tiny_data
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     """A folder with tiny data and one finished 1-epoch `fit` in lightning_logs/version_0."""
     root = tmp_path_factory.mktemp("cli")
-    data = root / "data"
-    data.mkdir()
-    write_digits_csv(data / "train.csv", *random_digits(200))
-    write_digits_csv(data / "test.csv.gz", random_digits(50, seed=1)[0], None)
-    result = run_cli("fit", *args(root), cwd=root)
+    write_tiny_data(root)
+    result = run_cli("fit", *workdir_args(root), cwd=root)
     assert "val/acc" in result.stdout
     return root
-
-
-def args(root: Path, *extra: str) -> list[str]:
-    return tiny_run_args(root / "data", "--data.cache_dir", str(root / "cache"), *extra)
 
 
 def checkpoints(root: Path, version: int = 0) -> Path:
@@ -48,20 +41,20 @@ def test_fit_writes_checkpoints_config_and_events(workdir):
 
 @pytest.mark.parametrize("subcommand, metric", [("validate", "val/acc"), ("test", "test/acc")])
 def test_validate_and_test_score_a_checkpoint(workdir, subcommand, metric):
-    result = run_cli(subcommand, *args(workdir, "--ckpt_path", "best"), cwd=workdir)
+    result = run_cli(subcommand, *workdir_args(workdir, "--ckpt_path", "best"), cwd=workdir)
     assert metric in result.stdout
 
 
 def test_test_scores_a_labelled_csv(workdir, tmp_path):
     labelled = tmp_path / "labelled.csv"
     write_digits_csv(labelled, *random_digits(30, seed=5))
-    result = run_cli("test", *args(workdir, "--ckpt_path", "last", "--data.test_csv", str(labelled)), cwd=workdir)
+    result = run_cli("test", *workdir_args(workdir, "--ckpt_path", "last", "--data.test_csv", str(labelled)), cwd=workdir)
     assert "test/acc" in result.stdout
 
 
 def test_predict_writes_a_kaggle_submission(workdir, tmp_path):
     target = tmp_path / "out" / "my_submission.csv"
-    result = run_cli("predict", *args(workdir, "--ckpt_path", "best", "--submission.path", str(target)), cwd=workdir)
+    result = run_cli("predict", *workdir_args(workdir, "--ckpt_path", "best", "--submission.path", str(target)), cwd=workdir)
     assert f"written to {target}" in result.stdout
     submission = pd.read_csv(target)
     assert list(submission.columns) == ["ImageId", "Label"]
@@ -70,7 +63,7 @@ def test_predict_writes_a_kaggle_submission(workdir, tmp_path):
 
 
 def test_predict_defaults_to_the_checkpoint_run_folder(workdir):
-    run_cli("predict", *args(workdir, "--ckpt_path", "last"), cwd=workdir)
+    run_cli("predict", *workdir_args(workdir, "--ckpt_path", "last"), cwd=workdir)
     assert len(pd.read_csv(workdir / "lightning_logs" / "version_0" / "submission.csv")) == 50
 
 
@@ -88,8 +81,8 @@ def test_resume_with_ckpt_path_last_continues_the_previous_run(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     write_digits_csv(data / "train.csv", *random_digits(120))
-    run_cli("fit", *args(tmp_path), cwd=tmp_path)
-    result = run_cli("fit", *args(tmp_path, "--ckpt_path", "last", "--trainer.max_epochs", "2"), cwd=tmp_path)
+    run_cli("fit", *workdir_args(tmp_path), cwd=tmp_path)
+    result = run_cli("fit", *workdir_args(tmp_path, "--ckpt_path", "last", "--trainer.max_epochs", "2"), cwd=tmp_path)
     assert "Restoring states from the checkpoint" in result.stdout + result.stderr
     assert [p.name for p in (tmp_path / "lightning_logs").iterdir()] == ["version_0"], "logs into the same run"
     state = torch.load(checkpoints(tmp_path) / "last.ckpt", map_location="cpu", weights_only=False)
@@ -109,14 +102,14 @@ def test_bad_csv_stops_with_one_line_and_nonzero_exit(tmp_path):
     data.mkdir()
     write_digits_csv(data / "train.csv", *random_digits(20))
     write_bad_train_csv(data)
-    result = run_cli("fit", *args(tmp_path), cwd=tmp_path, check=False)
+    result = run_cli("fit", *workdir_args(tmp_path), cwd=tmp_path, check=False)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {data / 'train.csv'}: line 6, column 'pixel100': 300 is outside 0..255"
     )
     assert not (tmp_path / "lightning_logs").exists() or not list((tmp_path / "lightning_logs").rglob("*.ckpt"))
-    verbose = run_cli("--verbose", "fit", *args(tmp_path), cwd=tmp_path, check=False)
+    verbose = run_cli("--verbose", "fit", *workdir_args(tmp_path), cwd=tmp_path, check=False)
     assert verbose.returncode != 0 and "Traceback" in verbose.stderr
 
 

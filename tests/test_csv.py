@@ -75,17 +75,6 @@ BAD_TRAIN = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_TRAIN))
-def test_bad_training_csv_names_file_line_and_column(tmp_path, case):
-    text, message = BAD_TRAIN[case]
-    path = write(tmp_path / "train.csv", text)
-    with pytest.raises(DataError) as error:
-        read_digits_csv(path, labelled=True)
-    assert str(error.value).startswith(f"{path}: ")
-    assert message in str(error.value)
-    assert "\n" not in str(error.value)
-
-
 def test_missing_file(tmp_path):
     with pytest.raises(DataError, match="train.csv: file not found"):
         read_digits_csv(tmp_path / "train.csv", labelled=True)
@@ -128,13 +117,16 @@ BAD_TEST = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(BAD_TEST))
-def test_bad_test_csv_names_file_line_and_column(tmp_path, case):
-    text, message = BAD_TEST[case]
-    path = write(tmp_path / "test.csv", text)
+@pytest.mark.parametrize("labelled, case", [(True, case) for case in sorted(BAD_TRAIN)]
+                         + [(False, case) for case in sorted(BAD_TEST)])
+def test_bad_csv_names_file_line_and_column(tmp_path, labelled, case):
+    text, message = (BAD_TRAIN if labelled else BAD_TEST)[case]
+    path = write(tmp_path / ("train.csv" if labelled else "test.csv"), text)
     with pytest.raises(DataError) as error:
-        read_digits_csv(path, labelled=False)
-    assert str(error.value).startswith(f"{path}: ") and message in str(error.value)
+        read_digits_csv(path, labelled=labelled)
+    assert str(error.value).startswith(f"{path}: ")
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
 
 
 def test_fractional_label(tmp_path):

@@ -1,7 +1,6 @@
 """Cache, split, augmentation and the DataModule."""
 
 import os
-import time
 from pathlib import Path
 
 import pytest

@@ -11,13 +11,12 @@ from lightning.pytorch import Trainer
 
 from digit_recognizer.callbacks import InferenceEnsemble
 from digit_recognizer.data import KaggleDigitsDataModule
-from digit_recognizer.data.csv import write_digits_csv
 from digit_recognizer.data.datamodule import to_model_input
 from digit_recognizer.ensemble import load_network, shifted_views
 from digit_recognizer.model import DigitCNN
 from digit_recognizer.module import DigitClassifier
 
-from conftest import random_digits, run_cli, tiny_run_args
+from conftest import run_cli, workdir_args, write_tiny_data
 
 SHIFTS = "[[1,0],[-1,0],[0,1],[0,-1]]"
 
@@ -26,17 +25,10 @@ SHIFTS = "[[1,0],[-1,0],[0,1],[0,-1]]"
 def workdir(tmp_path_factory) -> Path:
     """Tiny data and a finished 2-seed `ensemble`: lightning_logs/version_0 and version_1."""
     root = tmp_path_factory.mktemp("ensemble")
-    data = root / "data"
-    data.mkdir()
-    write_digits_csv(data / "train.csv", *random_digits(200))
-    write_digits_csv(data / "test.csv.gz", random_digits(50, seed=1)[0], None)
-    result = run_cli("ensemble", "--seeds", "1", "2", *args(root, "--submission.path", str(root / "ensemble.csv")), cwd=root)
+    write_tiny_data(root)
+    result = run_cli("ensemble", "--seeds", "1", "2", *workdir_args(root, "--submission.path", str(root / "ensemble.csv")), cwd=root)
     (root / "ensemble.log").write_text(result.stdout)
     return root
-
-
-def args(root: Path, *extra: str) -> list[str]:
-    return tiny_run_args(root / "data", "--data.cache_dir", str(root / "cache"), *extra)
 
 
 def member(root: Path, version: int) -> Path:
@@ -87,7 +79,7 @@ def test_validate_scores_the_ensemble_and_the_shifts(workdir):
     assert val_loss(checkpoints=[second]) != single, "validate must score both members"
     both = val_loss(checkpoints=[second], shifts=[(1, 0), (-1, 0), (0, 1), (0, -1)])
 
-    result = run_cli("validate", *args(workdir, "--ckpt_path", first, "--ensemble.checkpoints", f"[{second}]",
+    result = run_cli("validate", *workdir_args(workdir, "--ckpt_path", first, "--ensemble.checkpoints", f"[{second}]",
                                       "--ensemble.shifts", SHIFTS), cwd=workdir)
     assert float(re.search(r"val/loss\s*│\s*([0-9.]+)", result.stdout).group(1)) == pytest.approx(both, abs=1e-5)
 
@@ -95,7 +87,7 @@ def test_validate_scores_the_ensemble_and_the_shifts(workdir):
 def test_a_checkpoint_of_another_network_is_a_one_line_error(workdir, tmp_path):
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"network.features.0.0.weight": torch.zeros(8, 1, 3, 3)}}, other)
-    result = run_cli("predict", *args(workdir, "--ckpt_path", str(member(workdir, 0)), "--submission.path",
+    result = run_cli("predict", *workdir_args(workdir, "--ckpt_path", str(member(workdir, 0)), "--submission.path",
                                      str(tmp_path / "s.csv"), "--ensemble.checkpoints", f"[{other}]"), cwd=workdir, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert re.match(r"error: .*other.ckpt: not the same network", result.stderr.strip().splitlines()[-1])
