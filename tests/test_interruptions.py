@@ -109,7 +109,10 @@ def test_signal_during_fit_saves_a_resumable_checkpoint(tiny_data, tmp_path, sig
     wait_for(tmp_path / CHECKPOINTS / "last.ckpt", process)  # training is under way
     time.sleep(0.5)
     process.send_signal(signum)
-    output, _ = process.communicate(timeout=120)
+    try:
+        output, _ = process.communicate(timeout=120)
+    finally:
+        process.kill()  # never leave a 1000-epoch training behind when the test fails
     assert process.returncode == status, output[-3000:]
     assert "Traceback" not in output
     assert "checkpoint saved to" in output and "--ckpt_path last" in output
