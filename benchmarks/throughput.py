@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -25,6 +26,8 @@ from digit_recognizer.data.augment import BatchRandomAffine
 from digit_recognizer.data.datamodule import to_model_input
 from digit_recognizer.model import DigitCNN
 from digit_recognizer.module import reference_optimizer
+
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")  # Lightning 2.6 on torch 2.14
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cnn.yaml"
 
