@@ -14,7 +14,7 @@ from pathlib import Path
 
 from jsonargparse import Namespace
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from digit_recognizer import report, seed_ensemble
 from digit_recognizer.callbacks import InferenceEnsemble, SubmissionWriter
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
             return seed_ensemble.main(argv[1:], DigitCLI)
         # args=None lets LightningCLI read sys.argv itself (passing both draws a warning).
         DigitCLI(args=None if argv == sys.argv[1:] else argv)
-    except UserError as exc:
+    except (UserError, MisconfigurationException) as exc:  # Lightning's: settings that contradict
         if verbose:
             raise
         print(f"error: {exc}", file=sys.stderr)

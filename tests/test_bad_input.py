@@ -155,6 +155,13 @@ def test_config_errors_name_the_key(tmp_path, capsys, yaml, key):
     assert key in error, error
 
 
+def test_contradictory_trainer_settings_are_a_one_line_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    status, stderr = run_main(capsys, "fit", "--config", str(CNN_CONFIG), "--trainer.enable_progress_bar", "false")
+    assert status == 2 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: ") and "RichProgressBar" in stderr
+
+
 def test_random_states_survive_a_checkpoint_round_trip(tmp_path):
     def draws() -> tuple:
         return torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)]
