@@ -107,10 +107,20 @@ class DigitClassifier(LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
+        scheduler = self._build_scheduler(optimizer)
         # strict=False: training on every row (val_fraction=0) has no val/acc to watch; the
         # plateau scheduler then keeps its rate instead of stopping the run.
         config = {"scheduler": scheduler, "interval": self.hparams.scheduler_interval, "strict": False}
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = self.hparams.scheduler_monitor
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def _build_scheduler(self, optimizer: Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        """The configured scheduler; a run-length schedule (OneCycleLR) left without
+        `total_steps` and `epochs` in the config gets this run's number of optimizer steps,
+        so the cycle ends with the run whatever max_epochs, batch size or split the user picks.
+        """
+        settings = getattr(self.scheduler_factory, "keywords", {})
+        if "total_steps" in settings and settings["total_steps"] is None and settings.get("epochs") is None:
+            return self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        return self.scheduler_factory(optimizer)
