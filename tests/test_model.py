@@ -1,3 +1,5 @@
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -62,3 +64,10 @@ def test_plateau_halves_after_three_flat_epochs_like_keras():
 def test_no_scheduler_when_null():
     module = DigitClassifier(scheduler=None)
     assert isinstance(module.configure_optimizers(), torch.optim.RMSprop)
+
+
+def test_one_cycle_keeps_a_configured_length():
+    schedule = partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.01, total_steps=100)
+    config = DigitClassifier(scheduler=schedule, scheduler_interval="step").configure_optimizers()
+    assert config["lr_scheduler"]["scheduler"].total_steps == 100
+    assert config["lr_scheduler"]["interval"] == "step"
