@@ -42,13 +42,14 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
-def check_checkpoint(path: str | Path, model: nn.Module) -> None:
+def check_checkpoint(path: str | Path, model: nn.Module, checkpoint: dict[str, Any] | None = None) -> None:
     """Raise a one-line CheckpointError unless `path` is a readable checkpoint of `model`'s architecture.
 
     Lightning would otherwise fail deep inside loading with a long traceback (a truncated zip
-    archive, or a state_dict mismatch listing every weight).
+    archive, or a state_dict mismatch listing every weight). `checkpoint`: the file's contents
+    when the caller has already read them.
     """
-    state = read_checkpoint(path)["state_dict"]
+    state = (checkpoint if checkpoint is not None else read_checkpoint(path))["state_dict"]
     expected = model.state_dict()
     missing = [name for name in expected if name not in state]
     unexpected = [name for name in state if name not in expected]

@@ -50,8 +50,9 @@ class DigitCLI(LightningCLI):
         # foreign file must be a one-line error before that.
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        self._checkpoint_read: tuple[str, dict] | None = None  # kept for the architecture check
         if ckpt_path and Path(ckpt_path).is_file():
-            read_checkpoint(ckpt_path)
+            self._checkpoint_read = (ckpt_path, read_checkpoint(ckpt_path))
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand is None:
@@ -79,7 +80,9 @@ class DigitCLI(LightningCLI):
         super().instantiate_classes()
         ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
         if ckpt_path is not None:  # fail in one line here rather than deep inside Lightning's loading
-            check_checkpoint(ckpt_path, self.model)
+            path, contents = self._checkpoint_read or (None, None)
+            check_checkpoint(ckpt_path, self.model, contents if path == ckpt_path else None)
+            self._checkpoint_read = None
 
 
 def _file_logger(logger: object) -> Namespace | None:

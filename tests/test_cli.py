@@ -125,6 +125,26 @@ def test_checkpoint_problems_are_one_line_errors(tmp_path, tiny_data, ckpt, mess
     assert re.search(message, result.stderr.strip().splitlines()[-1])
 
 
+def test_a_checkpoint_file_is_checked_from_a_single_read(workdir, monkeypatch):
+    """parse_arguments reads --ckpt_path FILE for its early error; the architecture check reuses it."""
+    from digit_recognizer import checkpoints as checkpoint_files, cli
+
+    reads = []
+    read = checkpoint_files.read_checkpoint
+
+    def counting_read(path):
+        reads.append(path)
+        return read(path)
+
+    monkeypatch.setattr(cli, "read_checkpoint", counting_read)
+    monkeypatch.setattr(checkpoint_files, "read_checkpoint", counting_read)
+    monkeypatch.chdir(workdir)
+    last = str(checkpoints(workdir) / "last.ckpt")
+    cli.DigitCLI(args=["validate", *workdir_args(workdir, "--ckpt_path", last, "--trainer.enable_progress_bar", "false",
+                                                 "--trainer.callbacks", "[]")])
+    assert reads == [last]
+
+
 def test_console_script_is_installed():
     script = shutil.which("digit-recognizer")
     if script is None:
