@@ -10,8 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import torch
-
+from digit_recognizer.checkpoints import read_checkpoint
 from digit_recognizer.errors import CheckpointError
 
 LAST = "last.ckpt"
@@ -33,7 +32,11 @@ def run_dir_of(checkpoint: str | Path) -> Path:
 
 
 def find_checkpoint(log_root: Path, which: str) -> Path:
-    """The `last` or `best` checkpoint of the newest run under `log_root` that has one."""
+    """The `last` checkpoint of the newest run under `log_root` that has one, or that run's `best`.
+
+    `best` never falls back to an older run: after training a recipe that keeps only last.ckpt
+    (configs/best.yaml), an older run's best would be a different model.
+    """
     for run in reversed(run_dirs(log_root)):
         last = run / "checkpoints" / LAST
         if not last.is_file():
@@ -41,21 +44,21 @@ def find_checkpoint(log_root: Path, which: str) -> Path:
         if which == "last":
             return last
         best = _best_recorded_in(last)
-        if best is not None:
-            return best
+        if best is None:
+            raise CheckpointError(
+                f"--ckpt_path best: {run} keeps no best checkpoint (its config monitors no metric); "
+                f"use --ckpt_path last or a checkpoint file"
+            )
+        return best
     raise CheckpointError(
-        f"--ckpt_path {which}: no run under {log_root} has a {which} checkpoint "
+        f"--ckpt_path {which}: no run under {log_root} has a checkpoint "
         f"(looked for version_*/checkpoints/{LAST}); pass a checkpoint file instead"
     )
 
 
 def _best_recorded_in(last: Path) -> Path | None:
     """The best checkpoint that the run's ModelCheckpoint recorded in its last.ckpt."""
-    try:
-        state = torch.load(last, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise CheckpointError(f"{last}: cannot read the checkpoint ({exc})") from None
-    for key, callback_state in state.get("callbacks", {}).items():
+    for key, callback_state in read_checkpoint(last).get("callbacks", {}).items():
         monitored = callback_state.get("monitor") is not None  # not the every-epoch last.ckpt writer
         if key.startswith("ModelCheckpoint") and monitored and callback_state.get("best_model_path"):
             best = Path(callback_state["best_model_path"])

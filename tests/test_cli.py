@@ -115,7 +115,7 @@ def test_bad_csv_stops_with_one_line_and_nonzero_exit(tmp_path):
 
 @pytest.mark.parametrize("ckpt, message", [
     (None, "predict needs --ckpt_path"),
-    ("last", "no run under .* has a last checkpoint"),
+    ("last", "no run under .* has a checkpoint"),
     ("missing.ckpt", "missing.ckpt: checkpoint file not found"),
 ])
 def test_checkpoint_problems_are_one_line_errors(tmp_path, tiny_data, ckpt, message):

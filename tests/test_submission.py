@@ -43,16 +43,19 @@ def test_failed_write_keeps_the_old_submission(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == [path]
 
 
-def make_run(root: Path, version: int, last: bool = True) -> Path:
+def make_run(root: Path, version: int, last: bool = True, best: bool = True) -> Path:
     checkpoints = root / f"version_{version}" / "checkpoints"
     checkpoints.mkdir(parents=True)
     if last:
         callbacks = {  # the every-epoch last.ckpt writer (no monitor) also records a "best" path: itself
             "ModelCheckpoint{'monitor': None}": {"monitor": None, "best_model_path": str(checkpoints / "last.ckpt")},
-            "ModelCheckpoint{'monitor': 'val/acc'}": {"monitor": "val/acc", "best_model_path": str(checkpoints / "best.ckpt")},
         }
-        torch.save({"callbacks": callbacks}, checkpoints / "last.ckpt")
-        torch.save({}, checkpoints / "best.ckpt")
+        if best:
+            callbacks["ModelCheckpoint{'monitor': 'val/acc'}"] = {
+                "monitor": "val/acc", "best_model_path": str(checkpoints / "best.ckpt")
+            }
+            torch.save({"state_dict": {}}, checkpoints / "best.ckpt")
+        torch.save({"state_dict": {}, "callbacks": callbacks}, checkpoints / "last.ckpt")
     return checkpoints
 
 
@@ -72,8 +75,17 @@ def test_last_and_best_come_from_the_newest_run_with_a_checkpoint(tmp_path):
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(CheckpointError, match="no run under .* has a last checkpoint"):
+    with pytest.raises(CheckpointError, match="no run under .* has a checkpoint"):
         find_checkpoint(tmp_path, "last")
+
+
+def test_best_never_comes_from_an_older_run(tmp_path):
+    """After a run that keeps only last.ckpt (best.yaml), `best` must not pick an older model."""
+    make_run(tmp_path, 0)
+    newest = make_run(tmp_path, 1, best=False)
+    assert find_checkpoint(tmp_path, "last") == newest / "last.ckpt"
+    with pytest.raises(CheckpointError, match="version_1 keeps no best checkpoint.*--ckpt_path last"):
+        find_checkpoint(tmp_path, "best")
 
 
 def test_atomic_files_get_the_usual_permissions(tmp_path):
