@@ -17,6 +17,7 @@ from torch.optim import Optimizer
 from torchmetrics.classification import MulticlassAccuracy
 
 from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
+from digit_recognizer.errors import UserError
 from digit_recognizer.model import DigitCNN
 
 STAGES = ("train", "val", "test")
@@ -114,6 +115,16 @@ class DigitClassifier(LightningModule):
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = self.hparams.scheduler_monitor
         return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def on_train_start(self) -> None:
+        """A resumed run keeps its one-cycle length; raising max_epochs would step past its end."""
+        for config in self.trainer.lr_scheduler_configs:
+            total = getattr(config.scheduler, "total_steps", None)
+            if total is not None and total < self.trainer.estimated_stepping_batches:
+                raise UserError(
+                    f"this run's one-cycle schedule has {total} steps and cannot stretch to "
+                    f"{self.trainer.estimated_stepping_batches} (max_epochs raised on resume?); start a new run"
+                )
 
     def _build_scheduler(self, optimizer: Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         """The configured scheduler; a run-length schedule (OneCycleLR) left without

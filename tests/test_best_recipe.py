@@ -79,3 +79,10 @@ def test_print_config_shows_the_best_recipe():
     assert config["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
     assert config["model"]["label_smoothing"] == 0.1 and config["data"]["val_fraction"] == 0.0
     assert any(c["class_path"].endswith("EMAWeightAveraging") for c in config["trainer"]["callbacks"])
+
+
+def test_a_finished_cycle_cannot_be_stretched_on_resume(best_run):
+    root, data, *_ = best_run
+    result = run_cli("fit", *best_args(data, "--ckpt_path", "last", "--trainer.max_epochs", "3"), cwd=root, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "one-cycle schedule has 6 steps and cannot stretch to 9" in result.stderr.strip().splitlines()[-1]
