@@ -4,6 +4,13 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+from digit_recognizer.callbacks import InterruptCheckpoint
+from digit_recognizer.data import KaggleDigitsDataModule
+from digit_recognizer.module import DigitClassifier
 
 from conftest import REPO, run_cli
 
@@ -86,3 +93,32 @@ def test_a_finished_cycle_cannot_be_stretched_on_resume(best_run):
     result = run_cli("fit", *best_args(data, "--ckpt_path", "last", "--trainer.max_epochs", "3"), cwd=root, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "one-cycle schedule has 6 steps and cannot stretch to 9" in result.stderr.strip().splitlines()[-1]
+
+
+class StopInSecondValidation(Callback):
+    """SIGTERM's graceful stop, raised inside a validation epoch, with a copy of the weights validated."""
+
+    def on_validation_batch_start(self, trainer, pl_module, *args) -> None:
+        if trainer.current_epoch == 1:
+            # EMAWeightAveraging has swapped the averaged weights in for validation
+            self.validated = {k: v.clone() for k, v in pl_module.state_dict().items()}
+            raise SIGTERMException()
+
+
+def test_stop_during_validation_saves_averaged_and_trained_weights_the_right_way_round(tiny_data, tmp_path):
+    stop = StopInSecondValidation()
+    last = ModelCheckpoint(dirpath=tmp_path / "checkpoints", filename="last")
+    trainer = Trainer(
+        max_epochs=3, limit_train_batches=3, limit_val_batches=1, num_sanity_val_steps=0,
+        callbacks=[last, EMAWeightAveraging(), InterruptCheckpoint(), stop],
+        logger=False, enable_progress_bar=False, enable_model_summary=False,
+    )
+    data = KaggleDigitsDataModule(data_dir=str(tiny_data), fallback_dirs=[], download=False,
+                                  cache_dir=str(tmp_path / "cache"), batch_size=32)
+    model = DigitClassifier()
+    with pytest.raises(SIGTERMException):
+        trainer.fit(model, data)
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert all(torch.equal(state["state_dict"][k], v) for k, v in stop.validated.items()), "the averaged weights"
+    assert all(torch.equal(state["current_model_state"][k], v) for k, v in model.state_dict().items()), "trained"
+    assert state["averaging_state"]["n_averaged"] == 6  # every step of epochs 0 and 1 (3 each)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -25,6 +26,8 @@ class InterruptCheckpoint(Callback):
             return
         if trainer.global_step == 0:  # nothing trained yet (or still restoring): nothing to keep
             return
+        if trainer.validating or trainer.sanity_checking:
+            _end_validation_weight_swaps(trainer, pl_module)
         path = self.checkpoint_path(trainer)
         trainer.save_checkpoint(path)
         signal_name = "Ctrl-C" if isinstance(exception, KeyboardInterrupt) else "SIGTERM"
@@ -39,3 +42,15 @@ class InterruptCheckpoint(Callback):
         checkpoint = trainer.checkpoint_callback
         folder = getattr(checkpoint, "dirpath", None) or Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints"
         return Path(folder) / LAST
+
+
+def _end_validation_weight_swaps(trainer: Trainer, pl_module: LightningModule) -> None:
+    """Put the trained weights back before saving from inside a validation epoch.
+
+    Weight averaging (EMAWeightAveraging in configs/best.yaml) swaps the averaged weights into the
+    model for validation and back at the epoch's end; a stop in between would otherwise save the
+    two sets the wrong way round.
+    """
+    for callback in trainer.callbacks:
+        if isinstance(callback, WeightAveraging):
+            callback.on_validation_epoch_end(trainer, pl_module)
