@@ -110,6 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     """
     # Lightning 2.6 on torch 2.14 warns about its own use of a torch internal on every batch.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # validate/test/predict with configs/best.yaml: the checkpoint's state_dict already holds the
+    # averaged weights, which is what these commands should use.
+    warnings.filterwarnings("ignore", message=r"You're using the WeightAveraging callback, but loading a checkpoint")
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = bool(argv) and argv[0] == "--verbose"  # validate/test have their own --verbose
     if verbose:

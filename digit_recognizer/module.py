@@ -117,14 +117,21 @@ class DigitClassifier(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": config}
 
     def on_train_start(self) -> None:
-        """A resumed run keeps its one-cycle length; raising max_epochs would step past its end."""
+        """A one-cycle schedule must span the run: a resumed run keeps its saved length."""
+        steps = self.trainer.estimated_stepping_batches
         for config in self.trainer.lr_scheduler_configs:
             total = getattr(config.scheduler, "total_steps", None)
-            if total is not None and total < self.trainer.estimated_stepping_batches:
+            if total is None or total == steps:
+                continue
+            if self.trainer.ckpt_path is not None:
                 raise UserError(
-                    f"this run's one-cycle schedule has {total} steps and cannot stretch to "
-                    f"{self.trainer.estimated_stepping_batches} (max_epochs raised on resume?); start a new run"
+                    f"the resumed run's one-cycle schedule has {total} steps, this run would take {steps} "
+                    f"(max_epochs, batch size, split or device count changed?); resume with the run's "
+                    f"settings or start a new run"
                 )
+            if total < steps:
+                raise UserError(f"OneCycleLR total_steps is {total}, shorter than this run's {steps} steps; "
+                                f"leave it null to fit the run")
 
     def _build_scheduler(self, optimizer: Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         """The configured scheduler; a run-length schedule (OneCycleLR) left without
@@ -133,5 +140,8 @@ class DigitClassifier(LightningModule):
         """
         settings = getattr(self.scheduler_factory, "keywords", {})
         if "total_steps" in settings and settings["total_steps"] is None and settings.get("epochs") is None:
-            return self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+            steps = self.trainer.estimated_stepping_batches
+            if steps == float("inf"):
+                raise UserError("a one-cycle schedule needs a run of known length: set trainer.max_epochs or max_steps")
+            return self.scheduler_factory(optimizer, total_steps=int(steps))
         return self.scheduler_factory(optimizer)

@@ -46,8 +46,8 @@ def find_checkpoint(log_root: Path, which: str) -> Path:
         best = _best_recorded_in(last)
         if best is None:
             raise CheckpointError(
-                f"--ckpt_path best: {run} keeps no best checkpoint (its config monitors no metric); "
-                f"use --ckpt_path last or a checkpoint file"
+                f"--ckpt_path best: {run} records no best checkpoint (no monitored ModelCheckpoint, "
+                f"no validation yet, or the file is gone); use --ckpt_path last or a checkpoint file"
             )
         return best
     raise CheckpointError(

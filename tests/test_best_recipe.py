@@ -1,5 +1,7 @@
 """configs/best.yaml end to end on tiny data: every row trains, EMA weights are what is saved."""
 
+from functools import partial
+
 import pandas as pd
 import pytest
 import torch
@@ -10,6 +12,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from digit_recognizer.callbacks import InterruptCheckpoint
 from digit_recognizer.data import KaggleDigitsDataModule
+from digit_recognizer.errors import UserError
 from digit_recognizer.module import DigitClassifier
 
 from conftest import REPO, run_cli
@@ -46,7 +49,7 @@ def best_run(tmp_path_factory):
 def test_best_recipe_trains_on_every_row_without_validation(best_run):
     root, _, result, state = best_run
     assert "val/acc" not in result.stdout
-    assert "could not find the monitored key" not in result.stdout + result.stderr
+    assert state["datamodule_hyper_parameters"]["val_fraction"] == 0.0
     assert sorted(p.name for p in (root / "lightning_logs" / "version_0" / "checkpoints").iterdir()) == ["last.ckpt"]
     assert state["global_step"] == 6
 
@@ -64,13 +67,15 @@ def test_checkpoint_holds_the_averaged_weights(best_run):
     averaged, current = state["state_dict"], state["current_model_state"]
     assert averaged.keys() == current.keys()
     assert any(not torch.equal(averaged[k], current[k]) for k in averaged)
+    assert state["averaging_state"]["n_averaged"] == 6  # one update per step
 
 
 def test_predict_from_the_last_checkpoint(best_run, tmp_path):
     root, data, *_ = best_run
     target = tmp_path / "submission.csv"
-    run_cli("predict", *best_args(data, "--ckpt_path", "last", "--submission.path", str(target)), cwd=root)
+    result = run_cli("predict", *best_args(data, "--ckpt_path", "last", "--submission.path", str(target)), cwd=root)
     assert pd.read_csv(target)["ImageId"].tolist() == list(range(1, 51))
+    assert "WeightAveraging" not in result.stderr, "the averaged weights are what predict should use: no warning"
 
 
 def test_best_recipe_measured_on_the_validation_split(tmp_path):
@@ -88,11 +93,36 @@ def test_print_config_shows_the_best_recipe():
     assert any(c["class_path"].endswith("EMAWeightAveraging") for c in config["trainer"]["callbacks"])
 
 
-def test_a_finished_cycle_cannot_be_stretched_on_resume(best_run):
+def test_a_resumed_cycle_cannot_change_length(best_run):
     root, data, *_ = best_run
     result = run_cli("fit", *best_args(data, "--ckpt_path", "last", "--trainer.max_epochs", "3"), cwd=root, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "one-cycle schedule has 6 steps and cannot stretch to 9" in result.stderr.strip().splitlines()[-1]
+    assert "one-cycle schedule has 6 steps, this run would take 9" in result.stderr.strip().splitlines()[-1]
+
+
+def tiny_trainer(root, **settings) -> Trainer:
+    return Trainer(default_root_dir=root, limit_train_batches=3, num_sanity_val_steps=0, logger=False,
+                   enable_progress_bar=False, enable_model_summary=False, **settings)
+
+
+def tiny_datamodule(data_dir, tmp_path) -> KaggleDigitsDataModule:
+    return KaggleDigitsDataModule(data_dir=str(data_dir), fallback_dirs=[], download=False,
+                                  cache_dir=str(tmp_path / "cache"), batch_size=32)
+
+
+def one_cycle(total_steps: int | None):
+    """OneCycleLR as LightningCLI hands it to the model: a partial with every argument named."""
+    return partial(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.01, total_steps=total_steps, epochs=None)
+
+
+@pytest.mark.parametrize("total_steps, settings, message", [
+    (2, {"max_epochs": 1}, "total_steps is 2, shorter than this run's 3 steps"),
+    (None, {"max_epochs": -1}, "needs a run of known length"),
+])
+def test_one_cycle_that_cannot_fit_the_run_is_a_user_error(tiny_data, tmp_path, total_steps, settings, message):
+    model = DigitClassifier(scheduler=one_cycle(total_steps), scheduler_interval="step")
+    with pytest.raises(UserError, match=message):
+        tiny_trainer(tmp_path, **settings).fit(model, tiny_datamodule(tiny_data, tmp_path))
 
 
 class StopInSecondValidation(Callback):
@@ -108,16 +138,10 @@ class StopInSecondValidation(Callback):
 def test_stop_during_validation_saves_averaged_and_trained_weights_the_right_way_round(tiny_data, tmp_path):
     stop = StopInSecondValidation()
     last = ModelCheckpoint(dirpath=tmp_path / "checkpoints", filename="last")
-    trainer = Trainer(
-        max_epochs=3, limit_train_batches=3, limit_val_batches=1, num_sanity_val_steps=0,
-        callbacks=[last, EMAWeightAveraging(), InterruptCheckpoint(), stop],
-        logger=False, enable_progress_bar=False, enable_model_summary=False,
-    )
-    data = KaggleDigitsDataModule(data_dir=str(tiny_data), fallback_dirs=[], download=False,
-                                  cache_dir=str(tmp_path / "cache"), batch_size=32)
+    trainer = tiny_trainer(tmp_path, max_epochs=3, limit_val_batches=1, callbacks=[last, EMAWeightAveraging(), InterruptCheckpoint(), stop])
     model = DigitClassifier()
     with pytest.raises(SIGTERMException):
-        trainer.fit(model, data)
+        trainer.fit(model, tiny_datamodule(tiny_data, tmp_path))
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert all(torch.equal(state["state_dict"][k], v) for k, v in stop.validated.items()), "the averaged weights"
     assert all(torch.equal(state["current_model_state"][k], v) for k, v in model.state_dict().items()), "trained"

@@ -84,7 +84,7 @@ def test_best_never_comes_from_an_older_run(tmp_path):
     make_run(tmp_path, 0)
     newest = make_run(tmp_path, 1, best=False)
     assert find_checkpoint(tmp_path, "last") == newest / "last.ckpt"
-    with pytest.raises(CheckpointError, match="version_1 keeps no best checkpoint.*--ckpt_path last"):
+    with pytest.raises(CheckpointError, match="version_1 records no best checkpoint.*--ckpt_path last"):
         find_checkpoint(tmp_path, "best")
 
 
