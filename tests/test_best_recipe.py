@@ -15,7 +15,7 @@ from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.errors import UserError
 from digit_recognizer.module import DigitClassifier
 
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, write_tiny_data
 
 BEST_CONFIG = REPO / "configs" / "best.yaml"
 
@@ -37,8 +37,6 @@ def best_args(data_dir, *extra: str) -> list[str]:
 @pytest.fixture(scope="module")
 def best_run(tmp_path_factory):
     """A 2-epoch fit of best.yaml (no validation split) and its last.ckpt, read back."""
-    from conftest import write_tiny_data
-
     root = tmp_path_factory.mktemp("best")
     data = write_tiny_data(root)
     result = run_cli("fit", *best_args(data), cwd=root)
@@ -76,14 +74,6 @@ def test_predict_from_the_last_checkpoint(best_run, tmp_path):
     result = run_cli("predict", *best_args(data, "--ckpt_path", "last", "--submission.path", str(target)), cwd=root)
     assert pd.read_csv(target)["ImageId"].tolist() == list(range(1, 51))
     assert "WeightAveraging" not in result.stderr, "the averaged weights are what predict should use: no warning"
-
-
-def test_best_recipe_measured_on_the_validation_split(tmp_path):
-    from conftest import write_tiny_data
-
-    data = write_tiny_data(tmp_path)
-    result = run_cli("fit", *best_args(data, "--data.val_fraction", "0.1"), cwd=tmp_path)
-    assert "val/acc" in result.stdout
 
 
 def test_print_config_shows_the_best_recipe():
