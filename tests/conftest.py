@@ -63,10 +63,10 @@ def run_cli(*args: str, cwd: Path, check: bool = True, timeout: float = 240) -> 
     return result
 
 
-def tiny_run_args(data_dir: Path, *extra: str) -> list[str]:
-    """The reference config on tiny data: one short epoch, no fetching, nothing outside tmp."""
+def tiny_run_args(data_dir: Path, *extra: str, config: Path = CNN_CONFIG) -> list[str]:
+    """A config (default: the reference) on tiny data: one short epoch, no fetching, nothing outside tmp."""
     return [
-        "--config", str(CNN_CONFIG),
+        "--config", str(config),
         "--data.data_dir", str(data_dir),
         "--data.fallback_dirs", "[]",
         "--data.download", "false",
