@@ -17,7 +17,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from digit_recognizer import report, seed_ensemble
-from digit_recognizer.callbacks import InferenceEnsemble, SubmissionWriter
+from digit_recognizer.callbacks import InferenceEnsemble, RunConfigSaver, SubmissionWriter
 from digit_recognizer.checkpoints import check_checkpoint, read_checkpoint
 from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.errors import CheckpointError, UserError
@@ -33,6 +33,7 @@ class DigitCLI(LightningCLI):
         super().__init__(
             DigitClassifier,
             KaggleDigitsDataModule,
+            save_config_callback=RunConfigSaver,  # written once training starts: a refused resume keeps the old one
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config.yaml
             auto_configure_optimizers=False,  # the model's optimizer/scheduler arguments choose them
             args=args,

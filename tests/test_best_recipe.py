@@ -76,9 +76,12 @@ def test_print_config_shows_the_best_recipe():
 
 def test_a_resumed_cycle_cannot_change_length(best_run):
     root, data, *_ = best_run
+    saved_config = root / "lightning_logs" / "version_0" / "config.yaml"
+    before = saved_config.read_text()
     result = run_cli("fit", *best_args(data, "--ckpt_path", "last", "--trainer.max_epochs", "3"), cwd=root, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "one-cycle schedule has 6 steps, this run would take 9" in result.stderr.strip().splitlines()[-1]
+    assert saved_config.read_text() == before, "the refused resume must not rewrite the run's config.yaml"
 
 
 def tiny_trainer(root, **settings) -> Trainer:

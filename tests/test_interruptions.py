@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from conftest import run_cli, tiny_run_args
 
@@ -124,9 +126,18 @@ def test_signal_during_fit_saves_a_resumable_checkpoint(tiny_data, tmp_path, sig
     stopped_at = int(re.search(r"stopped in epoch \d+ at step (\d+)", output).group(1))
     assert interrupted["global_step"] == stopped_at
     epochs = interrupted["epoch"] + 2  # finish the interrupted epoch and one more
+    started = time.perf_counter()
     run_cli("fit", *args, "--trainer.max_epochs", str(epochs), "--ckpt_path", "last", cwd=tmp_path)
+    resume_seconds = time.perf_counter() - started
     final = load(tmp_path / CHECKPOINTS / "last.ckpt")
     assert final["epoch"] == epochs - 1 and final["global_step"] >= interrupted["global_step"] + 3
+
+    run = tmp_path / CHECKPOINTS.parent
+    assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_epochs"] == epochs, "the resume's config"
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0}).Reload()
+    epoch_seconds = [e.value for e in events.Scalars("time/epoch_seconds")]
+    # the interrupted epoch is timed from the resume, not from a start the resumed process never saw
+    assert 0 < max(epoch_seconds[-2:]) < resume_seconds
 
 
 def test_resume_at_an_epoch_boundary_reproduces_the_uninterrupted_weights(tiny_data, tmp_path):

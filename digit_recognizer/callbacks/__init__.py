@@ -5,9 +5,10 @@ from digit_recognizer.callbacks.inspection import ClassificationInspector, Epoch
 from digit_recognizer.callbacks.interruption import InterruptCheckpoint
 from digit_recognizer.callbacks.random_state import RandomStateCheckpoint
 from digit_recognizer.callbacks.report_writer import ReportWriter
+from digit_recognizer.callbacks.run_config import RunConfigSaver
 from digit_recognizer.callbacks.submission import SubmissionWriter
 
 __all__ = [
     "ClassificationInspector", "EpochTimer", "InferenceEnsemble", "InterruptCheckpoint", "RandomStateCheckpoint",
-    "ReportWriter", "SubmissionWriter",
+    "ReportWriter", "RunConfigSaver", "SubmissionWriter",
 ]

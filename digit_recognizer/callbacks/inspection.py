@@ -54,6 +54,10 @@ class EpochTimer(Callback):
         self.started = self.validation_started = self.validation_seconds = 0.0
         self.images = 0
 
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        # A run resumed mid-epoch skips that epoch's on_train_epoch_start: time the rest from here.
+        self.on_train_epoch_start(trainer, pl_module)
+
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self.started, self.validation_seconds, self.images = time.perf_counter(), 0.0, 0
 
