@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch import Trainer
 
 from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
+from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.data.csv import write_digits_csv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,3 +83,14 @@ def tiny_run_args(data_dir: Path, *extra: str, config: Path = CNN_CONFIG) -> lis
 def workdir_args(root: Path, *extra: str) -> list[str]:
     """tiny_run_args for root/data, with the parsed-CSV cache in root/cache."""
     return tiny_run_args(root / "data", "--data.cache_dir", str(root / "cache"), *extra)
+
+
+def tiny_trainer(root: Path, **settings) -> Trainer:
+    """An in-process Trainer for tiny data: 3 training batches an epoch, no logger, no output."""
+    return Trainer(default_root_dir=root, limit_train_batches=3, num_sanity_val_steps=0, logger=False,
+                   enable_progress_bar=False, enable_model_summary=False, **settings)
+
+
+def tiny_datamodule(data_dir: Path, tmp_path: Path) -> KaggleDigitsDataModule:
+    return KaggleDigitsDataModule(data_dir=str(data_dir), fallback_dirs=[], download=False,
+                                  cache_dir=str(tmp_path / "cache"), batch_size=32)

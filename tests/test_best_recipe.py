@@ -6,16 +6,15 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from lightning.pytorch import Callback, Trainer
+from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from digit_recognizer.callbacks import InterruptCheckpoint
-from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.errors import UserError
 from digit_recognizer.module import DigitClassifier
 
-from conftest import REPO, run_cli, tiny_run_args, write_tiny_data
+from conftest import REPO, run_cli, tiny_datamodule, tiny_run_args, tiny_trainer, write_tiny_data
 
 BEST_CONFIG = REPO / "configs" / "best.yaml"
 
@@ -82,16 +81,6 @@ def test_a_resumed_cycle_cannot_change_length(best_run):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "one-cycle schedule has 6 steps, this run would take 9" in result.stderr.strip().splitlines()[-1]
     assert saved_config.read_text() == before, "the refused resume must not rewrite the run's config.yaml"
-
-
-def tiny_trainer(root, **settings) -> Trainer:
-    return Trainer(default_root_dir=root, limit_train_batches=3, num_sanity_val_steps=0, logger=False,
-                   enable_progress_bar=False, enable_model_summary=False, **settings)
-
-
-def tiny_datamodule(data_dir, tmp_path) -> KaggleDigitsDataModule:
-    return KaggleDigitsDataModule(data_dir=str(data_dir), fallback_dirs=[], download=False,
-                                  cache_dir=str(tmp_path / "cache"), batch_size=32)
 
 
 def one_cycle(total_steps: int | None):

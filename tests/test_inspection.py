@@ -14,15 +14,19 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util.tensor_util import make_ndarray
 from torch.utils.tensorboard import SummaryWriter
 from torchvision.io import decode_png, read_file
 
-from conftest import random_digits, run_cli, tiny_run_args
-from digit_recognizer.callbacks import ClassificationInspector
+from conftest import random_digits, run_cli, tiny_datamodule, tiny_run_args, tiny_trainer
+from digit_recognizer.callbacks import ClassificationInspector, EpochTimer, InterruptCheckpoint
 from digit_recognizer.cli import main
 from digit_recognizer.data.csv import write_digits_csv
+from digit_recognizer.module import DigitClassifier
 from digit_recognizer.report import CONFUSION_FILE, CURVES_FILE, epoch_curves, read_events as read_run, write_report
 
 VAL_SIZE = 21  # 10% of 210 rows, stratified: 3 of class 0, 2 of every other; odd, so DDP shards differ
@@ -217,3 +221,28 @@ def test_ddp_confusion_matrix_counts_each_image_once(tmp_path):
     assert counts.sum().item() == VAL_SIZE
     assert counts.sum(dim=1).tolist() == [3] + [2] * 9
     assert "val/most_confident_mistakes" in events.Tags()["images"]  # gathered from both processes
+
+
+class StopInSecondEpoch(Callback):
+    """SIGTERM's graceful stop after the first batch of epoch 1: a mid-epoch last.ckpt."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.current_epoch == 1 and batch_idx == 0:
+            raise SIGTERMException()
+
+
+def test_an_epoch_resumed_midway_is_timed_from_the_resume(tiny_data, tmp_path):
+    # Lightning skips on_train_epoch_start for an epoch resumed midway; the clock must still start.
+    def fit(*callbacks, ckpt_path=None):
+        last = ModelCheckpoint(dirpath=tmp_path / "checkpoints", filename="last")
+        trainer = tiny_trainer(tmp_path, max_epochs=2, limit_val_batches=1,
+                               callbacks=[last, InterruptCheckpoint(), EpochTimer(), *callbacks])
+        trainer.fit(DigitClassifier(), tiny_datamodule(tiny_data, tmp_path), ckpt_path=ckpt_path)
+        return trainer
+
+    with pytest.raises(SIGTERMException):
+        fit(StopInSecondEpoch())
+    started = time.perf_counter()
+    resumed = fit(ckpt_path=tmp_path / "checkpoints" / "last.ckpt")  # finishes epoch 1 only
+    assert resumed.global_step == 6
+    assert 0 < resumed.callback_metrics["time/epoch_seconds"].item() < time.perf_counter() - started
