@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from digit_recognizer.cli import DigitCLI
-from digit_recognizer.data.augment import BatchRandomAffine
+from digit_recognizer.data.augment import BatchRandomWarp
 from digit_recognizer.data.datamodule import to_model_input
 from digit_recognizer.model import DigitCNN
 from digit_recognizer.module import reference_optimizer
@@ -91,7 +91,7 @@ def plain_throughput(args: argparse.Namespace, images: torch.Tensor, labels: tor
     torch.manual_seed(0)
     model = DigitCNN().to(device).train()
     optimizer = reference_optimizer(model.parameters())
-    augment = BatchRandomAffine()
+    augment = BatchRandomWarp()
     images, labels = images.to(device), labels.to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16-mixed")
     order = torch.randperm(len(images), device=device)

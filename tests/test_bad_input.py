@@ -162,6 +162,18 @@ def test_contradictory_trainer_settings_are_a_one_line_error(tmp_path, capsys, m
     assert stderr.strip().splitlines()[-1].startswith("error: ") and "RichProgressBar" in stderr
 
 
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--data.zoom", "1.5", "error: data.zoom must be in [0, 1), got 1.5"),
+        ("--data.elastic_sigma", "0", "error: data.elastic_sigma must be > 0, got 0.0"),
+    ],
+)
+def test_augmentation_ranges_are_one_line_errors(tmp_path, capsys, monkeypatch, option, value, message):
+    monkeypatch.chdir(tmp_path)
+    assert one_line_error(*run_main(capsys, "fit", "--config", str(CNN_CONFIG), option, value)) == message
+
+
 def test_random_states_survive_a_checkpoint_round_trip(tmp_path):
     def draws() -> tuple:
         return torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)]

@@ -74,6 +74,7 @@ def test_print_config_shows_the_reference_recipe():
     assert optimizer["class_path"] == "torch.optim.RMSprop"
     assert (optimizer["init_args"]["lr"], optimizer["init_args"]["alpha"], optimizer["init_args"]["eps"]) == (1e-3, 0.9, 1e-8)
     assert config["data"]["batch_size"] == 86 and config["trainer"]["max_epochs"] == 30
+    assert config["data"]["elastic_alpha"] == 0, "the reference recipe has no elastic distortion"
     assert config["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.ReduceLROnPlateau"
 
 

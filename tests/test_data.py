@@ -8,7 +8,7 @@ import torch
 
 from digit_recognizer.data import cache as cache_module
 from digit_recognizer.data import download
-from digit_recognizer.data.augment import BatchRandomAffine
+from digit_recognizer.data.augment import BatchRandomWarp
 from digit_recognizer.data.cache import load_digits
 from digit_recognizer.data.csv import write_digits_csv
 from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_input
@@ -136,19 +136,19 @@ def digit_batch(n: int = 16) -> torch.Tensor:
 
 def test_augmentation_shape_and_range():
     batch = digit_batch()
-    out = BatchRandomAffine(10, 0.1, 0.1)(batch)
+    out = BatchRandomWarp(10, 0.1, 0.1)(batch)
     assert out.shape == batch.shape and out.dtype == batch.dtype
     assert out.min() >= 0 and out.max() <= 1
 
 
 def test_augmentation_off_is_identity():
     batch = digit_batch()
-    assert torch.equal(BatchRandomAffine(0, 0, 0)(batch), batch)
+    assert torch.equal(BatchRandomWarp(0, 0, 0)(batch), batch)
 
 
 def test_augmentation_differs_between_calls_and_images():
     batch = digit_batch(8)
-    augment = BatchRandomAffine(10, 0.1, 0.1)
+    augment = BatchRandomWarp(10, 0.1, 0.1)
     first, second = augment(batch), augment(batch)
     assert not torch.allclose(first, second)
     same_image = batch[:1].expand(8, -1, -1, -1)
@@ -159,15 +159,40 @@ def test_augmentation_differs_between_calls_and_images():
 def test_shift_moves_content_by_at_most_the_range():
     image = torch.zeros(1, 1, 28, 28)
     image[..., 12:16, 12:16] = 1.0
-    moved = BatchRandomAffine(0, 0, 0.1)(image.expand(64, -1, -1, -1))
+    moved = BatchRandomWarp(0, 0, 0.1)(image.expand(64, -1, -1, -1))
     rows = (moved.sum(dim=3) > 0.5).float().argmax(dim=2).flatten()
     assert rows.min() >= 12 - 3 and rows.max() <= 12 + 3  # 10% of 28 is 2.8 pixels
     assert rows.unique().numel() > 1
 
 
+def test_elastic_distortion_moves_pixels_locally_and_per_image():
+    batch = digit_batch(8)
+    warp = BatchRandomWarp(0, 0, 0, elastic_alpha=20, elastic_sigma=4)
+    out = warp(batch)
+    assert out.shape == batch.shape and out.min() >= 0 and out.max() <= 1
+    assert not torch.allclose(out, batch)
+    same_image = batch[:1].expand(8, -1, -1, -1)
+    assert not torch.allclose(warp(same_image)[0], warp(same_image)[1]), "each image should get its own field"
+
+
+def test_elastic_field_is_smooth_and_scaled_by_alpha():
+    def field(alpha: float) -> torch.Tensor:
+        torch.manual_seed(0)
+        return BatchRandomWarp(0, 0, 0, alpha, 4).elastic_displacement(64, 28, 28, torch.device("cpu")) * 14
+
+    pixels = field(20)  # grid units -> pixels (14 per grid unit on a 28-pixel side)
+    assert torch.allclose(field(40), 2 * pixels)
+    size = pixels.abs().mean()
+    assert 0.3 < size < 3, f"mean displacement {size:.2f} px"  # a pixel or so, not the whole image
+    neighbour_step = (pixels[:, 1:] - pixels[:, :-1]).abs().mean()
+    assert neighbour_step < 0.25 * size, "neighbouring pixels should move together (Gaussian smoothing)"
+
+
 def test_augmentation_rejects_bad_ranges():
-    with pytest.raises(ValueError):
-        BatchRandomAffine(zoom=1.5)
+    with pytest.raises(ValueError, match=r"zoom must be in \[0, 1\), got 1.5"):
+        BatchRandomWarp(zoom=1.5)
+    with pytest.raises(ValueError, match="elastic_alpha must be >= 0"):
+        BatchRandomWarp(elastic_alpha=-1)
 
 
 # -- DataModule ---------------------------------------------------------------------------------

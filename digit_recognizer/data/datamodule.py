@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from digit_recognizer.constants import PIXEL_MAX, TEST_FILE, TRAIN_FILE
-from digit_recognizer.data.augment import BatchRandomAffine
+from digit_recognizer.data.augment import BatchRandomWarp
 from digit_recognizer.data.cache import load_digits
 from digit_recognizer.data.download import fetch_competition_data
 from digit_recognizer.data.in_memory import DigitTensors, collate_batch
@@ -35,10 +35,12 @@ class KaggleDigitsDataModule(LightningDataModule):
         batch_size: Images per batch on each device.
         val_fraction: Share of train.csv held out for validation, stratified by label; 0 trains on all.
         split_seed: Seed of the validation split (independent of the training seed).
-        augment: Randomly rotate, zoom and shift training images.
+        augment: Randomly rotate, zoom, shift (and elastically distort) training images.
         rotation_degrees: Largest rotation, in degrees either way.
         zoom: Largest zoom in or out, as a fraction, drawn separately for x and y.
         shift: Largest shift, as a fraction of the image size, separately for x and y.
+        elastic_alpha: Strength of the elastic distortion in pixels (Simard et al. 2003); 0: none.
+        elastic_sigma: Smoothness of the elastic distortion: its Gaussian's width in pixels.
         test_csv: Labelled CSV that `test` scores; default: the validation split.
         predict_csv: Unlabelled CSV that `predict` labels; default: test.csv beside train.csv.
         num_workers: DataLoader worker processes (0: load in the main process, fastest for this data).
@@ -58,6 +60,8 @@ class KaggleDigitsDataModule(LightningDataModule):
         rotation_degrees: float = 10.0,
         zoom: float = 0.1,
         shift: float = 0.1,
+        elastic_alpha: float = 0.0,
+        elastic_sigma: float = 4.0,
         test_csv: str | None = None,
         predict_csv: str | None = None,
         num_workers: int = 0,
@@ -67,7 +71,11 @@ class KaggleDigitsDataModule(LightningDataModule):
         if not 0.0 <= val_fraction < 1.0:
             raise DataError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         self.save_hyperparameters()
-        self.augmenter = BatchRandomAffine(rotation_degrees, zoom, shift) if augment else None
+        try:
+            warp = BatchRandomWarp(rotation_degrees, zoom, shift, elastic_alpha, elastic_sigma)
+        except ValueError as exc:  # a range that names its field: data.zoom must be in [0, 1), got 1.5
+            raise DataError(f"data.{exc}") from None
+        self.augmenter = warp if augment else None
         # The shuffle's own generator (seeded by seed_everything), saved in checkpoints: a resumed
         # run shuffles its next epoch exactly as the uninterrupted run would have.
         self.shuffle_generator = torch.Generator().manual_seed(torch.initial_seed())
