@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     # validate/test/predict with configs/best.yaml: the checkpoint's state_dict already holds the
     # averaged weights, which is what these commands should use.
     warnings.filterwarnings("ignore", message=r"You're using the WeightAveraging callback, but loading a checkpoint")
+    # val_fraction 0 (every row trains): the data module returns no validation batches on purpose.
+    warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = bool(argv) and argv[0] == "--verbose"  # validate/test have their own --verbose
     if verbose:

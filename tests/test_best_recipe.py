@@ -37,6 +37,7 @@ def best_run(tmp_path_factory):
 def test_best_recipe_trains_on_every_row_without_validation(best_run):
     root, _, result, state = best_run
     assert "val/acc" not in result.stdout
+    assert "across ranks is zero" not in result.stderr, "no validation is intended: no warning about it"
     assert state["datamodule_hyper_parameters"]["val_fraction"] == 0.0
     assert sorted(p.name for p in (root / "lightning_logs" / "version_0" / "checkpoints").iterdir()) == ["last.ckpt"]
     assert state["global_step"] == 6
