@@ -39,7 +39,7 @@ class KaggleDigitsDataModule(LightningDataModule):
         rotation_degrees: Largest rotation, in degrees either way.
         zoom: Largest zoom in or out, as a fraction, drawn separately for x and y.
         shift: Largest shift, as a fraction of the image size, separately for x and y.
-        elastic_alpha: Strength of the elastic distortion in pixels (Simard et al. 2003); 0: none.
+        elastic_alpha: Scale of the elastic distortion's smoothed random field (Simard et al. 2003); 0: none.
         elastic_sigma: Smoothness of the elastic distortion: its Gaussian's width in pixels.
         test_csv: Labelled CSV that `test` scores; default: the validation split.
         predict_csv: Unlabelled CSV that `predict` labels; default: test.csv beside train.csv.
