@@ -67,6 +67,13 @@ def test_predict_defaults_to_the_checkpoint_run_folder(workdir):
     assert len(pd.read_csv(workdir / "lightning_logs" / "version_0" / "submission.csv")) == 50
 
 
+def test_predict_in_the_run_folder_keeps_the_training_config(workdir):
+    run = workdir / "lightning_logs" / "version_0"
+    run_cli("predict", *workdir_args(workdir, "--ckpt_path", "last"), cwd=workdir)
+    assert yaml.safe_load((run / "config.yaml").read_text())["ckpt_path"] is None, "still the fit's config"
+    assert yaml.safe_load((run / "predict_config.yaml").read_text())["ckpt_path"].endswith("last.ckpt")
+
+
 def test_print_config_shows_the_reference_recipe():
     result = run_cli("fit", "--config", str(REPO / "configs" / "cnn.yaml"), "--print_config", cwd=REPO)
     config = yaml.safe_load(result.stdout)

@@ -6,7 +6,8 @@ later check refuses (a one-cycle schedule of another length, see `DigitClassifie
 would leave a config.yaml describing a run that never happened. Writing before the first training
 batch (every start and resume reaches it, unlike `on_train_epoch_start`, which a resume in
 mid-epoch skips) keeps the old file unless training really continues. Validate, test and predict
-still save theirs at setup.
+log into the run folder of the checkpoint they score, so they save theirs at setup under their own
+name (`predict_config.yaml`, ...): config.yaml stays the record of how the run was trained.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.trainer.states import TrainerFn
 
 
 class RunConfigSaver(SaveConfigCallback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if stage != "fit":
+            self.config_filename = f"{TrainerFn(stage).value}_config.yaml"
             super().setup(trainer, pl_module, stage)
 
     def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
