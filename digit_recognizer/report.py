@@ -1,8 +1,9 @@
-"""`report RUN_DIR`: the seed notebook's two figures, read back from a run's TensorBoard events.
+"""`report RUN_DIR`: the seed notebook's figures, read back from a run's TensorBoard events.
 
 loss_and_accuracy_curves.png comes from the per-epoch loss and accuracy scalars,
 confusion_matrix.png from the newest validation (else test) confusion-matrix counts that
-ClassificationInspector logged. TensorBoard's own EventAccumulator reads the event files.
+ClassificationInspector logged, most_confident_mistakes.png is its newest grid of wrongly
+classified images, as logged. TensorBoard's own EventAccumulator reads the event files.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from digit_recognizer.files import atomic_path
 
 CURVES_FILE = "loss_and_accuracy_curves.png"
 CONFUSION_FILE = "confusion_matrix.png"
+MISTAKES_FILE = "most_confident_mistakes.png"
 SERIES = {"training": "train", "validation": "val"}
 
 
@@ -66,6 +68,16 @@ def latest_confusion_counts(runs: list[EventAccumulator]) -> tuple[str, np.ndarr
     return None
 
 
+def latest_mistakes_png(runs: list[EventAccumulator]) -> bytes | None:
+    """The newest most-confident-mistakes grid as PNG bytes, validation preferred over test."""
+    for stage in ("val", "test"):
+        tag = f"{stage}/most_confident_mistakes"
+        for events in reversed(runs):
+            if tag in events.Tags()["images"]:
+                return events.Images(tag)[-1].encoded_image_string
+    return None
+
+
 def save(figure: Figure, path: Path) -> Path:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png")
@@ -88,6 +100,11 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None) -> l
         stage, counts = confusion
         figure = figures.confusion_matrix_figure(counts, title=f"{STAGE_NAMES[stage]} confusion matrix")
         written.append(save(figure, output_dir / CONFUSION_FILE))
+    mistakes = latest_mistakes_png(runs)
+    if mistakes is not None:
+        with atomic_path(output_dir / MISTAKES_FILE) as tmp:
+            tmp.write_bytes(mistakes)
+        written.append(output_dir / MISTAKES_FILE)
     return written
 
 

@@ -27,7 +27,7 @@ from digit_recognizer.callbacks import ClassificationInspector, EpochTimer, Inte
 from digit_recognizer.cli import main
 from digit_recognizer.data.csv import write_digits_csv
 from digit_recognizer.module import DigitClassifier
-from digit_recognizer.report import CONFUSION_FILE, CURVES_FILE, epoch_curves, read_events as read_run, write_report
+from digit_recognizer.report import CONFUSION_FILE, CURVES_FILE, MISTAKES_FILE, epoch_curves, read_events as read_run, write_report
 
 VAL_SIZE = 21  # 10% of 210 rows, stratified: 3 of class 0, 2 of every other; odd, so DDP shards differ
 PER_CLASS = ("precision", "recall", "f1")
@@ -105,9 +105,13 @@ def test_fit_writes_readable_pngs_of_the_expected_size(tiny_run, tmp_path):
         assert tuple(image.shape[1:]) == size, name
         assert image.float().std() > 10, f"{name} is blank"
     written = write_report(tiny_run, tmp_path / "figures")
-    assert [p.name for p in written] == [CURVES_FILE, CONFUSION_FILE]
+    assert [p.name for p in written] == [CURVES_FILE, CONFUSION_FILE, MISTAKES_FILE]
     for path in written:
         assert decode_png(read_file(str(path))).shape == decode_png(read_file(str(tiny_run / path.name))).shape
+    fit_events = read_run(tiny_run)[0]  # the fit's validation grid; the later test's file has test/ only
+    logged = fit_events.Images("val/most_confident_mistakes")[-1].encoded_image_string
+    assert (tmp_path / "figures" / MISTAKES_FILE).read_bytes() == logged, "the grid exactly as TensorBoard shows it"
+    assert (tiny_run / MISTAKES_FILE).read_bytes() == logged, "written by ReportWriter at the end of fit"
 
 
 def logits_for(predicted: list[int], confidence_logit: list[float]) -> torch.Tensor:
@@ -152,7 +156,7 @@ def test_curves_come_from_fit_not_from_a_later_validate(tmp_path):
 def test_report_command_and_its_errors(tiny_run, tmp_path, capsys):
     out = tmp_path / "out"
     main(["report", str(tiny_run), "--output-dir", str(out)])
-    assert (out / CURVES_FILE).is_file() and (out / CONFUSION_FILE).is_file()
+    assert (out / CURVES_FILE).is_file() and (out / CONFUSION_FILE).is_file() and (out / MISTAKES_FILE).is_file()
     empty = tmp_path / "empty"
     empty.mkdir()
     for folder, message in ((empty, "no TensorBoard event files"), (tmp_path / "missing", "no such run folder")):
