@@ -13,4 +13,5 @@ TEST_FILE = "test.csv"
 SUBMISSION_COLUMNS = ("ImageId", "Label")
 
 CONFUSION_COUNTS_TAG = "confusion_matrix/raw_counts"  # prefixed by stage: the raw matrix in the event files
+MISTAKES_TAG = "most_confident_mistakes"  # "val/..." or "test/...": the logged grid of wrong images
 STAGE_NAMES = {"val": "Validation", "test": "Test"}

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.util.tensor_util import make_ndarray
 
 from digit_recognizer import figures
-from digit_recognizer.constants import CONFUSION_COUNTS_TAG, STAGE_NAMES
+from digit_recognizer.constants import CONFUSION_COUNTS_TAG, MISTAKES_TAG, STAGE_NAMES
 from digit_recognizer.errors import UserError
 from digit_recognizer.files import atomic_path
 
@@ -71,7 +71,7 @@ def latest_confusion_counts(runs: list[EventAccumulator]) -> tuple[str, np.ndarr
 def latest_mistakes_png(runs: list[EventAccumulator]) -> bytes | None:
     """The newest most-confident-mistakes grid as PNG bytes, validation preferred over test."""
     for stage in ("val", "test"):
-        tag = f"{stage}/most_confident_mistakes"
+        tag = f"{stage}/{MISTAKES_TAG}"
         for events in reversed(runs):
             if tag in events.Tags()["images"]:
                 return events.Images(tag)[-1].encoded_image_string

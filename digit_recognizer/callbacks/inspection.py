@@ -23,7 +23,7 @@ from torchmetrics.classification import (
 from torchvision.utils import make_grid
 
 from digit_recognizer import figures
-from digit_recognizer.constants import CONFUSION_COUNTS_TAG, IMAGE_SIZE, NUM_CLASSES, STAGE_NAMES
+from digit_recognizer.constants import CONFUSION_COUNTS_TAG, IMAGE_SIZE, MISTAKES_TAG, NUM_CLASSES, STAGE_NAMES
 
 BEST_METRIC = "hp_metric"  # TensorBoardLogger's name for the HParams tab's metric
 
@@ -199,7 +199,7 @@ class ClassificationInspector(Callback):
             figure = figures.confusion_matrix_figure(counts.numpy(), normalize, title=f"{STAGE_NAMES[stage]} confusion matrix")
             writer.add_figure(f"{stage}_confusion_matrix/{name}", figure, step)
         if len(mistakes["confidence"]):
-            writer.add_figure(f"{stage}/most_confident_mistakes", self._mistakes_figure(mistakes), step)
+            writer.add_figure(f"{stage}/{MISTAKES_TAG}", self._mistakes_figure(mistakes), step)
 
     def _mistakes_figure(self, mistakes: dict[str, Tensor]) -> Figure:
         padding = 8  # room for a caption above each image
