@@ -39,7 +39,10 @@ class DigitTensors(Dataset):
         return tuple(t[index] for t in self.tensors)
 
     def __getitems__(self, indices: list[int]) -> list[Tensor]:
-        index = torch.as_tensor(indices, device=self.device)
+        index = torch.as_tensor(indices)
+        if self.device.type == "cuda":  # from pinned memory the copy does not wait for the GPU's queue
+            index = index.pin_memory()
+        index = index.to(self.device, non_blocking=True)
         return [t.index_select(0, index) for t in self.tensors]
 
     def to(self, device: torch.device | str) -> DigitTensors:
