@@ -3,10 +3,12 @@
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 from torch.utils.data import DataLoader
 
 from digit_recognizer.data.in_memory import DigitTensors, collate_batch
+from digit_recognizer.module import DigitClassifier
 
 from conftest import run_cli, tiny_run_args
 
@@ -40,9 +42,47 @@ def test_ddp_on_two_cpu_processes_writes_one_run_and_one_complete_submission(tmp
     assert frame["ImageId"].tolist() == list(range(1, 51))
 
 
+def fit_and_load_last(tmp_path: Path, tiny_data: Path, *extra: str) -> dict:
+    run_cli("fit", *tiny_run_args(tiny_data, *extra), cwd=tmp_path)
+    return torch.load(next((tmp_path / "lightning_logs").rglob("last.ckpt")), map_location="cpu", weights_only=False)
+
+
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path: Path, tiny_data: Path):
-    run_cli("fit", *tiny_run_args(tiny_data, "--trainer.precision", "bf16-mixed"), cwd=tmp_path)
-    state = torch.load(next((tmp_path / "lightning_logs").rglob("last.ckpt")), map_location="cpu", weights_only=False)
+    state = fit_and_load_last(tmp_path, tiny_data, "--trainer.precision", "bf16-mixed")
     weights = state["state_dict"]
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in weights.values())
     assert state["global_step"] == 3
+
+
+GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@GPU
+@pytest.mark.parametrize("extra", [
+    ["--trainer.precision", "16-mixed"],
+    ["--trainer.precision", "bf16-mixed", "--model.channels_last", "true"],
+    ["--model.compile", "reduce-overhead", "--trainer.benchmark", "true"],
+], ids=["16-mixed", "bf16-mixed-channels-last", "compile-cuda-graphs"])
+def test_trains_on_a_gpu(tmp_path: Path, tiny_data: Path, extra: list[str]):
+    state = fit_and_load_last(tmp_path, tiny_data, "--trainer.accelerator", "gpu", *extra)
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in state["state_dict"].values())
+    assert state["global_step"] == 3
+    assert state["state_dict"].keys() == DigitClassifier().state_dict().keys()
+
+
+def test_channels_last_changes_the_layout_not_the_function():
+    plain = DigitClassifier().eval()
+    nhwc = DigitClassifier(channels_last=True).eval()
+    nhwc.load_state_dict(plain.state_dict())
+    weight = nhwc.network.features[0][2].weight  # 32 -> 32 channels (with one, both layouts coincide)
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    images = torch.rand(4, 1, 28, 28)
+    torch.testing.assert_close(nhwc(images), plain(images))
+
+
+def test_compile_keeps_the_checkpoint_keys(monkeypatch: pytest.MonkeyPatch):
+    modes = []
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: modes.append(kwargs["mode"]) or model)
+    compiled = DigitClassifier(compile="reduce-overhead")
+    assert modes == ["reduce-overhead"]
+    assert compiled.state_dict().keys() == DigitClassifier().state_dict().keys()
