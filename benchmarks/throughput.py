@@ -6,6 +6,7 @@ ratio shows what Lightning and the package's data path cost. A benchmark, not a 
 
     python benchmarks/throughput.py --device cpu --data-dir ../shared/data
     python benchmarks/throughput.py --device cuda --data-dir ../shared/data --full-recipe
+    python benchmarks/throughput.py --device cuda --precision bf16-mixed --channels-last --compile reduce-overhead
 
 The last line is `lightning/plain throughput ratio: X.XX`.
 """
@@ -60,11 +61,14 @@ class StepTimer(pl.Callback):
 def cli_args(args: argparse.Namespace, *extra: str) -> list[str]:
     accelerator = "gpu" if args.device == "cuda" else "cpu"
     return [
-        "--config", str(CONFIG),
+        "--config", args.config,
         "--data.data_dir", args.data_dir, "--data.download", "false",
         "--data.batch_size", str(args.batch_size),
         "--trainer.accelerator", accelerator, "--trainer.devices", "1",
         "--trainer.precision", args.precision,
+        "--trainer.benchmark", str(args.cudnn_benchmark).lower(),
+        "--model.channels_last", str(args.channels_last).lower(),
+        "--model.compile", args.compile or "null",
         *extra,
     ]
 
@@ -85,15 +89,35 @@ def lightning_throughput(args: argparse.Namespace) -> float:
     return timer.timed_steps * args.batch_size / (timer.end - timer.start)
 
 
+def bare_lightning_throughput(args: argparse.Namespace) -> float:
+    """Images/s of the same module and data module under a bare Trainer (no callbacks, logger or
+    progress bar): what Lightning's loop costs by itself, apart from the package's callbacks."""
+    cli = DigitCLI(args=cli_args(args), run=False)
+    timer = StepTimer(args.warmup)
+    trainer = pl.Trainer(
+        accelerator=cli.trainer.accelerator, devices=1, precision=args.precision, benchmark=args.cudnn_benchmark,
+        max_steps=args.warmup + args.steps, limit_val_batches=0, num_sanity_val_steps=0, logger=False,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+    )
+    trainer.fit(cli.model, cli.datamodule)
+    return timer.timed_steps * args.batch_size / (timer.end - timer.start)
+
+
 def plain_throughput(args: argparse.Namespace, images: torch.Tensor, labels: torch.Tensor) -> float:
     """Images/s of a hand-written loop: same network, optimizer, batch and augmentation."""
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = DigitCNN().to(device).train()
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    model = DigitCNN().to(device, memory_format=memory_format).train()
+    if args.compile:
+        model.compile(mode=args.compile)
     optimizer = reference_optimizer(model.parameters())
     augment = BatchRandomWarp()
     images, labels = images.to(device), labels.to(device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16-mixed")
+    half = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(args.precision)
+    autocast = torch.autocast(device.type, dtype=half or torch.float32, enabled=half is not None)
+    scaler = torch.amp.GradScaler(device.type, enabled=half is torch.float16)  # as Lightning's 16-mixed
     order = torch.randperm(len(images), device=device)
     start, position = 0.0, 0
     for step in range(args.warmup + args.steps):
@@ -104,33 +128,43 @@ def plain_throughput(args: argparse.Namespace, images: torch.Tensor, labels: tor
             order, position = torch.randperm(len(images), device=device), 0
         index = order[position : position + args.batch_size]
         position += args.batch_size
-        batch = augment(to_model_input(images[index]))
+        batch = augment(to_model_input(images[index])).contiguous(memory_format=memory_format)
         with autocast:
             loss = F.cross_entropy(model(batch), labels[index])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     synchronize(device)
     return args.steps * args.batch_size / (time.perf_counter() - start)
 
 
-def full_recipe_seconds(args: argparse.Namespace) -> float:
-    """Wall time of the complete reference `fit` (30 epochs, validation each epoch)."""
+def full_recipe(args: argparse.Namespace) -> tuple[float, float, float]:
+    """Wall time of the complete reference `fit` (30 epochs, validation each epoch), from building
+    the Trainer to the end of the last epoch, with its last and best validation accuracy."""
     start = time.perf_counter()
-    DigitCLI(args=["fit", *cli_args(args, "--trainer.logger.init_args.save_dir", args.log_dir)])
-    return time.perf_counter() - start
+    cli = DigitCLI(args=["fit", *cli_args(args, "--trainer.logger.init_args.save_dir", args.log_dir)])
+    seconds = time.perf_counter() - start
+    best = cli.trainer.checkpoint_callback.best_model_score
+    return seconds, float(cli.trainer.callback_metrics["val/acc"]), float(best)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--config", default=str(CONFIG), help="the recipe whose Trainer path is timed")
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--batch-size", type=int, default=86)
     parser.add_argument("--steps", type=int, default=200, help="timed steps (after the warmup)")
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each; the best counts")
-    parser.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
+    parser.add_argument("--precision", default="32-true", choices=["32-true", "16-mixed", "bf16-mixed"])
+    parser.add_argument("--channels-last", action="store_true", help="NHWC weights and images (model.channels_last)")
+    parser.add_argument("--compile", choices=["default", "reduce-overhead", "max-autotune"],
+                        help="torch.compile the network with this mode (model.compile)")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN pick convolution algorithms (trainer.benchmark)")
     parser.add_argument("--log-dir", default="benchmark_logs", help="where the Trainer runs log")
+    parser.add_argument("--bare", action="store_true", help="also time the module under a bare Trainer")
     parser.add_argument("--full-recipe", action="store_true", help="also time the 30-epoch reference fit")
     args = parser.parse_args()
 
@@ -138,17 +172,24 @@ def main() -> None:
     cli = DigitCLI(args=cli_args(args), run=False)
     cli.datamodule.setup("fit")
     train = cli.datamodule.train_set
-    lightning, plain = [], []
-    for _ in range(args.repeats):  # interleaved, so that a busy moment hurts both alike
+    lightning, bare, plain = [], [], []
+    for _ in range(args.repeats):  # interleaved, so that a busy moment hurts all alike
         lightning.append(lightning_throughput(args))
+        if args.bare:
+            bare.append(bare_lightning_throughput(args))
         plain.append(plain_throughput(args, train.images.cpu(), train.labels.cpu()))
 
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; batch {args.batch_size}; precision {args.precision}; "
+    print(f"device: {name}; batch {args.batch_size}; precision {args.precision}; channels_last {args.channels_last}; "
+          f"compile {args.compile}; cudnn.benchmark {args.cudnn_benchmark}; "
           f"best of {args.repeats} runs of {args.steps} timed steps after {args.warmup}")
     if args.full_recipe:
-        print(f"full reference recipe (30 epochs, 37,800 images, validation each epoch): {full_recipe_seconds(args):.1f} s")
+        seconds, last, best = full_recipe(args)
+        print(f"full reference recipe (30 epochs, 37,800 images, validation each epoch): {seconds:.1f} s; "
+              f"val/acc last {last:.4f}, best {best:.4f}")
     print(f"digit_recognizer Trainer: {max(lightning):,.0f} images/s  (all runs: {_list(lightning)})")
+    if bare:
+        print(f"bare Lightning Trainer:   {max(bare):,.0f} images/s  (all runs: {_list(bare)})")
     print(f"plain PyTorch loop:       {max(plain):,.0f} images/s  (all runs: {_list(plain)})")
     print(f"lightning/plain throughput ratio: {max(lightning) / max(plain):.2f}")
 
