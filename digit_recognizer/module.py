@@ -83,7 +83,9 @@ class DigitClassifier(LightningModule):
         # No per-step input checks in training: on a GPU each would wait for the step to finish.
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.train_accuracy = MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
-        self.accuracy = nn.ModuleDict({f"{stage}_acc": MulticlassAccuracy(NUM_CLASSES, average="micro") for stage in EVALUATION_STAGES})
+        self.accuracy = nn.ModuleDict({
+            f"{stage}_acc": MulticlassAccuracy(NUM_CLASSES, average="micro") for stage in EVALUATION_STAGES
+        })
         self.example_input_array = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
 
     def forward(self, images: Tensor) -> Tensor:
@@ -97,10 +99,13 @@ class DigitClassifier(LightningModule):
 
     def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
         """The epoch's loss and accuracy are accumulated here and logged once, at the epoch's end:
-        each `self.log` call costs Python time comparable to a whole step on a GPU."""
+        each `self.log` call walks Lightning's results in Python, and on a GPU a step's time is
+        mostly the CPU's (README, GPU measurements)."""
         loss, logits = self._loss_and_logits(batch, "train")
         labels = batch[1]
-        self.train_loss.update(loss.detach().expand(len(labels)))  # per image: batches weigh by size
+        # One value per image, so that batches weigh by size (with nan_strategy "disable",
+        # MeanMetric ignores its `weight` argument).
+        self.train_loss.update(loss.detach().expand(len(labels)))
         self.train_accuracy.update(logits.detach(), labels)
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # the steps Lightning writes
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
