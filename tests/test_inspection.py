@@ -87,6 +87,16 @@ def test_event_files_hold_every_tag_with_finite_in_range_values(tiny_run):
             "test_confusion_matrix/counts", "test_confusion_matrix/normalized"} <= set(events.Tags()["images"])
 
 
+def test_step_loss_is_logged_on_every_step_lightning_writes(tmp_path: Path):
+    """The module logs `train/loss_step` only on the steps Lightning writes (log_every_n_steps),
+    so none may go missing: 2 epochs of 3 steps, every 2nd step written."""
+    write_train_csv(tmp_path / "data")
+    run_cli("fit", *run_args(tmp_path, "--trainer.max_epochs", "2", "--trainer.log_every_n_steps", "2"), cwd=tmp_path)
+    events = read_events(tmp_path / "lightning_logs" / "version_0")
+    assert [e.step for e in events.Scalars("train/loss_step")] == [1, 3, 5]
+    assert len(events.Scalars("train/loss")) == len(events.Scalars("train/acc")) == 2  # one per epoch
+
+
 def test_confusion_matrix_counts_every_validation_image_once(tiny_run):
     events = read_events(tiny_run)
     val_counts = confusion_counts(events)
