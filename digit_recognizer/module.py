@@ -175,9 +175,15 @@ class DigitClassifier(LightningModule):
         so the cycle ends with the run whatever max_epochs, batch size or split the user picks.
         """
         settings = getattr(self.scheduler_factory, "keywords", {})
+        length = {}
         if "total_steps" in settings and settings["total_steps"] is None and settings.get("epochs") is None:
             steps = self.trainer.estimated_stepping_batches
             if steps == float("inf"):
                 raise UserError("a one-cycle schedule needs a run of known length: set trainer.max_epochs or max_steps")
-            return self.scheduler_factory(optimizer, total_steps=int(steps))
-        return self.scheduler_factory(optimizer)
+            length = {"total_steps": int(steps)}
+        try:
+            return self.scheduler_factory(optimizer, **length)
+        except ZeroDivisionError:  # OneCycleLR when pct_start x total_steps leaves a phase of no steps
+            total = length.get("total_steps", settings.get("total_steps"))
+            raise UserError(f"the one-cycle schedule cannot split {total} steps into its phases with "
+                            f"pct_start {settings.get('pct_start')}; train for more steps or change pct_start") from None
