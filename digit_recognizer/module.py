@@ -1,6 +1,7 @@
 """DigitClassifier: the LightningModule that trains DigitCNN with the reference recipe.
 
-It knows nothing of CSVs: batches arrive as float images in [0, 1] and integer labels.
+It knows nothing of CSVs: batches arrive as float images in [0, 1] and integer labels (in
+training with MixUp or CutMix, per-class probabilities instead).
 """
 
 from __future__ import annotations
@@ -103,6 +104,8 @@ class DigitClassifier(LightningModule):
         mostly the CPU's (README, GPU measurements)."""
         loss, logits = self._loss_and_logits(batch, "train")
         labels = batch[1]
+        if labels.is_floating_point():  # mixed images: scored against the label with the larger share
+            labels = labels.argmax(dim=1)
         # One value per image, so that batches weigh by size (with nan_strategy "disable",
         # MeanMetric ignores its `weight` argument).
         self.train_loss.update(loss.detach().expand(len(labels)))

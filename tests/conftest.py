@@ -91,6 +91,6 @@ def tiny_trainer(root: Path, **settings) -> Trainer:
                    enable_progress_bar=False, enable_model_summary=False, **settings)
 
 
-def tiny_datamodule(data_dir: Path, tmp_path: Path) -> KaggleDigitsDataModule:
+def tiny_datamodule(data_dir: Path, tmp_path: Path, **settings) -> KaggleDigitsDataModule:
     return KaggleDigitsDataModule(data_dir=str(data_dir), fallback_dirs=[], download=False,
-                                  cache_dir=str(tmp_path / "cache"), batch_size=32)
+                                  cache_dir=str(tmp_path / "cache"), batch_size=32, **settings)

@@ -167,6 +167,7 @@ def test_contradictory_trainer_settings_are_a_one_line_error(tmp_path, capsys, m
     [
         ("--data.zoom", "1.5", "error: data.zoom must be in [0, 1), got 1.5"),
         ("--data.elastic_sigma", "0", "error: data.elastic_sigma must be > 0, got 0.0"),
+        ("--data.mixup_alpha", "-0.2", "error: data.mixup_alpha must be >= 0, got -0.2"),
     ],
 )
 def test_augmentation_ranges_are_one_line_errors(tmp_path, capsys, monkeypatch, option, value, message):

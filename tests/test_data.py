@@ -8,7 +8,7 @@ import torch
 
 from digit_recognizer.data import cache as cache_module
 from digit_recognizer.data import download
-from digit_recognizer.data.augment import BatchRandomWarp
+from digit_recognizer.data.augment import BatchRandomWarp, batch_mixer
 from digit_recognizer.data.cache import load_digits
 from digit_recognizer.data.csv import write_digits_csv
 from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_input
@@ -195,6 +195,38 @@ def test_augmentation_rejects_bad_ranges():
         BatchRandomWarp(elastic_alpha=-1)
 
 
+@pytest.mark.parametrize("mixup, cutmix", [(0.2, 0.0), (0.0, 1.0), (0.2, 1.0)])
+def test_batch_mixer_blends_images_and_labels_within_the_batch(mixup, cutmix):
+    """Image i is mixed with image i-1 (the batch rolled by one); labels carry the same shares:
+    MixUp blends every pixel, CutMix takes each pixel from one image (a box from the other)."""
+    torch.manual_seed(0)
+    shades = torch.linspace(0.1, 0.8, 8)
+    images, labels = shades.view(8, 1, 1, 1).expand(8, 1, 28, 28).clone(), torch.arange(8)
+    mixer = batch_mixer(mixup, cutmix, num_classes=10)
+    kinds = set()
+    for _ in range(8):  # with both on, each call uses one of the two
+        mixed, targets = mixer(images, labels)
+        assert mixed.shape == images.shape and targets.shape == (8, 10)
+        own, other = targets[torch.arange(8), labels], targets[torch.arange(8), labels.roll(1)]
+        assert torch.allclose(own + other, torch.ones(8)) and torch.allclose(targets.sum(dim=1), torch.ones(8))
+        from_other = (mixed - shades.roll(1).view(8, 1, 1, 1)).abs() < 1e-6
+        from_own = (mixed - shades.view(8, 1, 1, 1)).abs() < 1e-6
+        if (from_own | from_other).all():  # CutMix: the box's share of the area is the label's share
+            kinds.add("cutmix")
+            assert torch.allclose(from_other.float().mean(dim=(1, 2, 3)), other, atol=1e-6)
+        else:
+            kinds.add("mixup")
+            blend = own * shades + other * shades.roll(1)
+            assert torch.allclose(mixed, blend.view(8, 1, 1, 1).expand_as(mixed), atol=1e-6)
+    assert kinds == {name for name, alpha in (("mixup", mixup), ("cutmix", cutmix)) if alpha > 0}
+
+
+def test_batch_mixer_is_off_at_zero_and_rejects_negative_alphas():
+    assert batch_mixer(0, 0) is None
+    with pytest.raises(ValueError, match="cutmix_alpha must be >= 0, got -1"):
+        batch_mixer(0.2, -1)
+
+
 # -- DataModule ---------------------------------------------------------------------------------
 
 def datamodule(data_dir: Path, **kwargs) -> KaggleDigitsDataModule:
@@ -228,6 +260,22 @@ def test_batch_transfer_scales_and_augments_only_in_training(tiny_data):
     assert plain.shape == (4, 1, 28, 28) and torch.equal(plain, to_model_input(batch[0]))
     FakeTrainer.training = True
     assert not torch.equal(dm.on_after_batch_transfer(batch, 0)[0], plain)
+
+
+def test_batch_transfer_mixes_images_and_labels_only_in_training(tiny_data):
+    class FakeTrainer:
+        training = False
+
+    dm = datamodule(tiny_data, mixup_alpha=0.4, rotation_degrees=0, zoom=0, shift=0)
+    dm.trainer = FakeTrainer()
+    batch = [random_digits(4)[0], torch.tensor([0, 1, 2, 3])]
+    assert torch.equal(dm.on_after_batch_transfer(batch, 0)[1], batch[1])
+    FakeTrainer.training = True
+    images, targets = dm.on_after_batch_transfer(batch, 0)
+    assert targets.shape == (4, 10) and not torch.equal(images, to_model_input(batch[0]))
+    unmixed = datamodule(tiny_data, mixup_alpha=0.4, augment=False)
+    unmixed.trainer = FakeTrainer()
+    assert torch.equal(unmixed.on_after_batch_transfer(batch, 0)[1], batch[1]), "augment false: no mixing"
 
 
 def test_datamodule_falls_back_to_other_folders(tiny_data, tmp_path):

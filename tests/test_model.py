@@ -1,10 +1,13 @@
 from functools import partial
 
 import torch
+from lightning.pytorch import Callback
 from torch import nn
 
 from digit_recognizer.model import DigitCNN
 from digit_recognizer.module import DigitClassifier
+
+from conftest import tiny_datamodule, tiny_trainer
 
 
 def test_parameter_count_matches_the_keras_reference():
@@ -71,3 +74,20 @@ def test_one_cycle_keeps_a_configured_length():
     config = DigitClassifier(scheduler=schedule, scheduler_interval="step").configure_optimizers()
     assert config["lr_scheduler"]["scheduler"].total_steps == 100
     assert config["lr_scheduler"]["interval"] == "step"
+
+
+def test_training_takes_mixed_labels(tiny_data, tmp_path):
+    """With MixUp/CutMix on, the loss learns from per-class shares and train/acc scores the larger one."""
+    label_shapes, images_scored = [], []
+
+    class LabelSpy(Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            label_shapes.append(tuple(batch[1].shape))
+            accuracy = pl_module.train_accuracy
+            images_scored.append(int((accuracy.tp + accuracy.fn).sum()))  # one label per image
+
+    trainer = tiny_trainer(tmp_path, max_epochs=1, limit_val_batches=0, callbacks=[LabelSpy()])
+    trainer.fit(DigitClassifier(label_smoothing=0.1), tiny_datamodule(tiny_data, tmp_path, mixup_alpha=0.2, cutmix_alpha=1.0))
+    assert label_shapes == [(32, 10)] * 3 and images_scored == [32, 64, 96]
+    loss, accuracy = trainer.callback_metrics["train/loss"], trainer.callback_metrics["train/acc"]
+    assert torch.isfinite(loss) and 0 <= accuracy <= 1

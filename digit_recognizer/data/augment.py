@@ -9,7 +9,8 @@ fraction of the image size, bilinear interpolation. The elastic distortion is Si
 (ICDAR 2003): a field of uniform random pixel displacements in [-1, 1], smoothed by a Gaussian of
 width `elastic_sigma` pixels (torchvision's `gaussian_blur`, reflect padding, kernel cut at 3 sigma
 or at half the image side) and multiplied by `elastic_alpha`; smoothing shrinks the field, so at
-sigma 4 an alpha of 20 moves pixels by about 1.2 pixels on average.
+sigma 4 an alpha of 20 moves pixels by about 1.2 pixels on average. MixUp and CutMix, which blend
+images and labels across a batch, are torchvision's own (`batch_mixer`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchvision.transforms.v2 import CutMix, MixUp, RandomChoice
 from torchvision.transforms.v2.functional import gaussian_blur
 
 
@@ -89,3 +91,24 @@ class BatchRandomWarp(nn.Module):
             f"rotation_degrees={self.rotation_degrees}, zoom={self.zoom}, shift={self.shift}, "
             f"elastic_alpha={self.elastic_alpha}, elastic_sigma={self.elastic_sigma}"
         )
+
+
+def batch_mixer(mixup_alpha: float = 0.0, cutmix_alpha: float = 0.0, num_classes: int = 10) -> nn.Module | None:
+    """torchvision's MixUp and/or CutMix for a training batch, or None when both are off.
+
+    As in torchvision's classification reference (`--mixup-alpha`, `--cutmix-alpha`): each batch
+    is mixed with itself rolled by one image, with one mixing weight drawn from Beta(alpha, alpha);
+    with both on, each batch uses one of the two at random. Labels come back as (B, classes)
+    probabilities, which `F.cross_entropy` takes as targets.
+    """
+    for name, value in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    mixers = [
+        kind(alpha=alpha, num_classes=num_classes)
+        for kind, alpha in ((MixUp, mixup_alpha), (CutMix, cutmix_alpha))
+        if alpha > 0
+    ]
+    if not mixers:
+        return None
+    return mixers[0] if len(mixers) == 1 else RandomChoice(mixers)

@@ -15,8 +15,8 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from digit_recognizer.constants import PIXEL_MAX, TEST_FILE, TRAIN_FILE
-from digit_recognizer.data.augment import BatchRandomWarp
+from digit_recognizer.constants import NUM_CLASSES, PIXEL_MAX, TEST_FILE, TRAIN_FILE
+from digit_recognizer.data.augment import BatchRandomWarp, batch_mixer
 from digit_recognizer.data.cache import load_digits
 from digit_recognizer.data.download import fetch_competition_data
 from digit_recognizer.data.in_memory import DigitTensors, collate_batch
@@ -35,12 +35,16 @@ class KaggleDigitsDataModule(LightningDataModule):
         batch_size: Images per batch on each device.
         val_fraction: Share of train.csv held out for validation, stratified by label; 0 trains on all.
         split_seed: Seed of the validation split (independent of the training seed).
-        augment: Randomly rotate, zoom, shift (and elastically distort) training images.
+        augment: Randomly rotate, zoom, shift (and elastically distort, mix) training images.
         rotation_degrees: Largest rotation, in degrees either way.
         zoom: Largest zoom in or out, as a fraction, drawn separately for x and y.
         shift: Largest shift, as a fraction of the image size, separately for x and y.
         elastic_alpha: Scale of the elastic distortion's smoothed random field (Simard et al. 2003); 0: none.
         elastic_sigma: Smoothness of the elastic distortion: its Gaussian's width in pixels.
+        mixup_alpha: MixUp: blend each training image and its label with another's, weights drawn
+            from Beta(alpha, alpha); 0: off.
+        cutmix_alpha: CutMix: paste a box of another training image, labels weighted by area; 0: off.
+            With both on, each batch gets one of the two.
         test_csv: Labelled CSV that `test` scores; default: the validation split.
         predict_csv: Unlabelled CSV that `predict` labels; default: test.csv beside train.csv.
         num_workers: DataLoader worker processes (0: load in the main process, fastest for this data).
@@ -62,6 +66,8 @@ class KaggleDigitsDataModule(LightningDataModule):
         shift: float = 0.1,
         elastic_alpha: float = 0.0,
         elastic_sigma: float = 4.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
         test_csv: str | None = None,
         predict_csv: str | None = None,
         num_workers: int = 0,
@@ -73,9 +79,11 @@ class KaggleDigitsDataModule(LightningDataModule):
         self.save_hyperparameters()
         try:
             warp = BatchRandomWarp(rotation_degrees, zoom, shift, elastic_alpha, elastic_sigma)
+            mixer = batch_mixer(mixup_alpha, cutmix_alpha, NUM_CLASSES)
         except ValueError as exc:  # a range that names its field: data.zoom must be in [0, 1), got 1.5
             raise DataError(f"data.{exc}") from None
         self.augmenter = warp if augment else None
+        self.mixer = mixer if augment else None
         # The shuffle's own generator (seeded by seed_everything), saved in checkpoints: a resumed
         # run shuffles its next epoch exactly as the uninterrupted run would have.
         self.shuffle_generator = torch.Generator().manual_seed(torch.initial_seed())
@@ -189,11 +197,16 @@ class KaggleDigitsDataModule(LightningDataModule):
         return self._loader(self.predict_set)
 
     def on_after_batch_transfer(self, batch: list[Tensor], dataloader_idx: int) -> list[Tensor]:
-        """On the device: uint8 -> float in [0, 1] with a channel axis; augment when training."""
+        """On the device: uint8 -> float in [0, 1] with a channel axis; augment when training
+        (with MixUp or CutMix on, training labels become (B, classes) probabilities)."""
         images, *rest = batch
         images = to_model_input(images)
-        if self.augmenter is not None and self.trainer is not None and self.trainer.training:
-            images = self.augmenter(images)
+        if self.trainer is not None and self.trainer.training:
+            if self.augmenter is not None:
+                images = self.augmenter(images)
+            if self.mixer is not None:
+                images, labels = self.mixer(images, rest[0])
+                rest = [labels, *rest[1:]]
         return [images, *rest]
 
 
