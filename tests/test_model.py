@@ -2,6 +2,7 @@ from functools import partial
 
 import torch
 from lightning.pytorch import Callback
+from lightning.pytorch.callbacks import ModelSummary
 from torch import nn
 
 from digit_recognizer.model import DigitCNN
@@ -86,7 +87,8 @@ def test_training_takes_mixed_labels(tiny_data, tmp_path):
             accuracy = pl_module.train_accuracy
             images_scored.append(int((accuracy.tp + accuracy.fn).sum()))  # one label per image
 
-    trainer = tiny_trainer(tmp_path, max_epochs=1, limit_val_batches=0, callbacks=[LabelSpy()])
+    # ModelSummary sends example_input_array, images without labels, through the batch hooks.
+    trainer = tiny_trainer(tmp_path, max_epochs=1, limit_val_batches=0, callbacks=[LabelSpy(), ModelSummary()])
     trainer.fit(DigitClassifier(label_smoothing=0.1), tiny_datamodule(tiny_data, tmp_path, mixup_alpha=0.2, cutmix_alpha=1.0))
     assert label_shapes == [(32, 10)] * 3 and images_scored == [32, 64, 96]
     loss, accuracy = trainer.callback_metrics["train/loss"], trainer.callback_metrics["train/acc"]

@@ -199,6 +199,8 @@ class KaggleDigitsDataModule(LightningDataModule):
     def on_after_batch_transfer(self, batch: list[Tensor], dataloader_idx: int) -> list[Tensor]:
         """On the device: uint8 -> float in [0, 1] with a channel axis; augment when training
         (with MixUp or CutMix on, training labels become (B, classes) probabilities)."""
+        if isinstance(batch, Tensor):  # the model summary's example_input_array: a model input already
+            return batch
         images, *rest = batch
         images = to_model_input(images)
         if self.trainer is not None and self.trainer.training:
