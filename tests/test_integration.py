@@ -13,10 +13,12 @@ REAL_TRAIN = SHARED_DATA / "train.csv.gz"
 
 
 @pytest.mark.skipif(not REAL_TRAIN.is_file(), reason=f"{REAL_TRAIN} not present")
-def test_two_epochs_on_2700_real_rows_reach_93_percent(tmp_path: Path, monkeypatch):
+def test_three_epochs_on_2700_real_rows_reach_93_percent(tmp_path: Path, monkeypatch):
     """The reference recipe at batch 16. At batch 86, 2 epochs of 2,700 rows are only 64 RMSprop
     steps, still in the noisy start, where the last epoch's accuracy swings between 0.87 and 0.95
-    with the seed and even the thread count; the 338 steps of batch 16 reach a steadier 0.94-0.96."""
+    with the seed and even the thread count. Two epochs of batch 16 (338 steps) were not enough
+    either: 0.96-0.97 for seeds 1-4, but 0.92 for seed 42 on 2 threads (0.94 on one). Three
+    epochs (507 steps) gave 0.96-0.97 for seeds 1-8 and 0.97-0.98 for seed 42."""
     data = tmp_path / "data"
     data.mkdir()
     pd.read_csv(REAL_TRAIN, nrows=3_000).to_csv(data / "train.csv", index=False)  # 2,700 train + 300 val
@@ -24,9 +26,9 @@ def test_two_epochs_on_2700_real_rows_reach_93_percent(tmp_path: Path, monkeypat
     cli = DigitCLI(args=[
         "fit", "--config", str(CNN_CONFIG),
         "--data.data_dir", str(data), "--data.fallback_dirs", "[]", "--data.download", "false",
-        "--trainer.max_epochs", "2", "--data.batch_size", "16",
+        "--trainer.max_epochs", "3", "--data.batch_size", "16",
         "--trainer.enable_model_summary", "false",
     ])
     assert len(cli.datamodule.train_set) == 2_700 and len(cli.datamodule.val_set) == 300
     accuracy = float(cli.trainer.callback_metrics["val/acc"])
-    assert accuracy >= 0.93, f"validation accuracy {accuracy:.4f} after 2 epochs"
+    assert accuracy >= 0.93, f"validation accuracy {accuracy:.4f} after 3 epochs"
