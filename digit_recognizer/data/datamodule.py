@@ -196,7 +196,7 @@ class KaggleDigitsDataModule(LightningDataModule):
     def predict_dataloader(self) -> DataLoader:
         return self._loader(self.predict_set)
 
-    def on_after_batch_transfer(self, batch: list[Tensor], dataloader_idx: int) -> list[Tensor]:
+    def on_after_batch_transfer(self, batch: list[Tensor] | Tensor, dataloader_idx: int) -> list[Tensor] | Tensor:
         """On the device: uint8 -> float in [0, 1] with a channel axis; augment when training
         (with MixUp or CutMix on, training labels become (B, classes) probabilities)."""
         if isinstance(batch, Tensor):  # the model summary's example_input_array: a model input already
