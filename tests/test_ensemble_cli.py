@@ -28,6 +28,7 @@ def workdir(tmp_path_factory) -> Path:
     write_tiny_data(root)
     result = run_cli("ensemble", "--seeds", "1", "2", *workdir_args(root, "--submission.path", str(root / "ensemble.csv")), cwd=root)
     (root / "ensemble.log").write_text(result.stdout)
+    (root / "ensemble.err").write_text(result.stderr)
     return root
 
 
@@ -41,6 +42,8 @@ def test_ensemble_trains_each_seed_and_writes_one_submission(workdir):
         "two seeds must give two different networks"
     log = (workdir / "ensemble.log").read_text()
     assert "ensemble member (seed 1)" in log and "ensemble member (seed 2)" in log
+    assert "args parameter is intended" not in (workdir / "ensemble.err").read_text(), \
+        "the runs' own arguments are intended: no LightningCLI warning about sys.argv"
     submission = pd.read_csv(workdir / "ensemble.csv")
     assert submission["ImageId"].tolist() == list(range(1, 51)) and submission["Label"].between(0, 9).all()
 
