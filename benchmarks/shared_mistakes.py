@@ -14,6 +14,7 @@ All networks must be the package's DigitCNN, and the split must be the one they 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 
 import torch
@@ -21,6 +22,7 @@ from torch import Tensor
 
 from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_input
 from digit_recognizer.ensemble import load_network
+from digit_recognizer.errors import UserError
 from digit_recognizer.model import DigitCNN
 
 
@@ -44,14 +46,18 @@ def main() -> None:
     parser.add_argument("--split-seed", type=int, default=42)
     args = parser.parse_args()
 
-    data = KaggleDigitsDataModule(args.data_dir, val_fraction=args.val_fraction, split_seed=args.split_seed,
-                                  download=False)
-    data.setup("validate")
-    images, labels = to_model_input(data.val_set.images), data.val_set.labels
-    probabilities = []
-    for checkpoint in args.checkpoints:
-        probabilities.append(class_probabilities(checkpoint, images))
-        print(f"{checkpoint}: {int((probabilities[-1].argmax(-1) != labels).sum())} wrong of {len(labels)}")
+    try:
+        data = KaggleDigitsDataModule(args.data_dir, val_fraction=args.val_fraction, split_seed=args.split_seed,
+                                      download=False)
+        data.setup("validate")
+        images, labels = to_model_input(data.val_set.images), data.val_set.labels
+        probabilities = []
+        for checkpoint in args.checkpoints:
+            probabilities.append(class_probabilities(checkpoint, images))
+            print(f"{checkpoint}: {int((probabilities[-1].argmax(-1) != labels).sum())} wrong of {len(labels)}")
+    except UserError as exc:  # a missing CSV or checkpoint, another network: one line, as the CLI does
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
     stacked = torch.stack(probabilities)
     networks = len(stacked)
