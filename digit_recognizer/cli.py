@@ -116,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", message=r"You're using the WeightAveraging callback, but loading a checkpoint")
     # val_fraction 0 (every row trains): the data module returns no validation batches on purpose.
     warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
+    # Every DigitCLI below gets its arguments from `args` on purpose (without --verbose, or one per
+    # `ensemble` run); LightningCLI would warn that sys.argv holds arguments too.
+    warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
     argv = list(sys.argv[1:] if argv is None else argv)
     verbose = bool(argv) and argv[0] == "--verbose"  # validate/test have their own --verbose
     if verbose:
@@ -125,8 +128,7 @@ def main(argv: list[str] | None = None) -> None:
             return report.main(argv[1:])
         if argv[:1] == ["ensemble"]:  # one `fit` per seed, then `predict` with all of them
             return seed_ensemble.main(argv[1:], DigitCLI)
-        # args=None lets LightningCLI read sys.argv itself (passing both draws a warning).
-        DigitCLI(args=None if argv == sys.argv[1:] else argv)
+        DigitCLI(args=argv)
     except (UserError, MisconfigurationException) as exc:  # Lightning's: settings that contradict
         if verbose:
             raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 
 from lightning.pytorch.cli import LightningCLI
 
@@ -30,15 +29,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def main(argv: list[str], cli_class: type[LightningCLI]) -> None:
     """Fit each seed with `cli_class`, then predict with all of their checkpoints."""
     options, args = parse_args(argv)
-    with warnings.catch_warnings():
-        # Each run takes its arguments from `args` on purpose; LightningCLI would warn, once per run,
-        # that sys.argv holds arguments too (the `ensemble` command line they came from).
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
-        checkpoints = [fit_one(cli_class, args, seed) for seed in options.seeds]
-        for seed, checkpoint in zip(options.seeds, checkpoints):
-            print(f"ensemble member (seed {seed}): {checkpoint}")
-        cli_class(args=["predict", *args, "--ckpt_path", checkpoints[0],
-                        "--ensemble.checkpoints", json.dumps(checkpoints[1:])])
+    checkpoints = [fit_one(cli_class, args, seed) for seed in options.seeds]
+    for seed, checkpoint in zip(options.seeds, checkpoints):
+        print(f"ensemble member (seed {seed}): {checkpoint}")
+    cli_class(args=["predict", *args, "--ckpt_path", checkpoints[0],
+                    "--ensemble.checkpoints", json.dumps(checkpoints[1:])])
 
 
 def fit_one(cli_class: type[LightningCLI], args: list[str], seed: int) -> str:

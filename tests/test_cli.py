@@ -119,6 +119,7 @@ def test_bad_csv_stops_with_one_line_and_nonzero_exit(tmp_path):
     assert not (tmp_path / "lightning_logs").exists() or not list((tmp_path / "lightning_logs").rglob("*.ckpt"))
     verbose = run_cli("--verbose", "fit", *workdir_args(tmp_path), cwd=tmp_path, check=False)
     assert verbose.returncode != 0 and "Traceback" in verbose.stderr
+    assert "args parameter is intended" not in verbose.stderr, "the arguments without --verbose are passed on purpose"
 
 
 @pytest.mark.parametrize("ckpt, message", [
