@@ -1,7 +1,8 @@
 """DigitClassifier: the LightningModule that trains DigitCNN with the reference recipe.
 
 It knows nothing of CSVs: batches arrive as float images in [0, 1] and integer labels (in
-training with MixUp or CutMix, per-class probabilities instead).
+training with MixUp or CutMix, per-class probabilities instead). With teacher checkpoints it
+learns from their averaged probabilities on each augmented batch as well (knowledge distillation).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from digit_recognizer.checkpoints import read_checkpoint
 from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
+from digit_recognizer.ensemble import AveragedNetworks, load_network
 from digit_recognizer.errors import UserError
 from digit_recognizer.model import DigitCNN
 
@@ -58,6 +61,10 @@ class DigitClassifier(LightningModule):
         channels_last: Keep weights and images in NHWC memory layout (cuDNN's tensor-core layout).
         compile: `torch.compile` the network with this mode ("reduce-overhead" replays it as CUDA
             graphs), or null to run it eagerly. The checkpoint's keys do not change.
+        teachers: Checkpoints of trained networks (e.g. an ensemble's seeds) whose averaged
+            probabilities on each augmented training batch are a second target: knowledge
+            distillation. They must not have trained on this run's validation rows.
+        distillation_weight: The teachers' share of the training loss; the labels' share is the rest.
     """
 
     def __init__(
@@ -71,8 +78,12 @@ class DigitClassifier(LightningModule):
         dense_dropout: float = 0.5,
         channels_last: bool = False,
         compile: CompileMode | None = None,
+        teachers: list[str] | None = None,
+        distillation_weight: float = 1.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= distillation_weight <= 1.0:
+            raise UserError(f"model.distillation_weight must be between 0 and 1, not {distillation_weight}")
         self.save_hyperparameters(ignore=["optimizer", "scheduler"])
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -88,15 +99,56 @@ class DigitClassifier(LightningModule):
             f"{stage}_acc": MulticlassAccuracy(NUM_CLASSES, average="micro") for stage in EVALUATION_STAGES
         })
         self.example_input_array = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
+        # In a tuple, not a submodule: the teachers stay out of the state_dict, the checkpoint,
+        # the optimizer and the weight average.
+        self.teacher: tuple[AveragedNetworks, ...] = ()
 
     def forward(self, images: Tensor) -> Tensor:
         return self.network(images.contiguous(memory_format=self.memory_format))
 
+    def setup(self, stage: str) -> None:
+        """Load the teachers for training, in eval mode; a bad checkpoint fails before any batch."""
+        if stage != "fit" or not self.hparams.teachers or self.teacher:
+            return
+        networks = [load_network(path, like=self.network) for path in self.hparams.teachers]
+        self._check_teachers_split()
+        self.teacher = (AveragedNetworks(networks).eval().requires_grad_(False),)
+
+    def _check_teachers_split(self) -> None:
+        """Teachers that trained on this run's validation rows would inflate its val/acc."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        student = getattr(datamodule, "hparams", {})
+        if not student.get("val_fraction"):
+            return
+        for path in self.hparams.teachers:
+            teacher = read_checkpoint(path).get("datamodule_hyper_parameters")
+            if teacher is None:
+                raise UserError(f"{path}: the checkpoint does not record its validation split, so it may have "
+                                f"trained on this run's validation rows; use a checkpoint written by this package")
+            split = {key: teacher.get(key) for key in ("val_fraction", "split_seed")}
+            if split != {key: student[key] for key in split}:
+                raise UserError(
+                    f"{path}: this teacher trained with val_fraction {split['val_fraction']} and split_seed "
+                    f"{split['split_seed']}, so it saw rows this run validates on (val_fraction "
+                    f"{student['val_fraction']}, split_seed {student['split_seed']}); use teachers of the same split"
+                )
+
+    def on_fit_start(self) -> None:
+        if self.teacher:
+            self.teacher[0].to(self.device)
+
     def _loss_and_logits(self, batch: list[Tensor], stage: str) -> tuple[Tensor, Tensor]:
         images, labels = batch
         logits = self(images)
-        smoothing = self.hparams.label_smoothing if stage == "train" else 0.0
-        return F.cross_entropy(logits, labels, label_smoothing=smoothing), logits
+        if stage != "train":
+            return F.cross_entropy(logits, labels), logits
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
+        if self.teacher:
+            with torch.no_grad():
+                taught = self.teacher[0](images.contiguous(memory_format=self.memory_format)).exp()
+            weight = self.hparams.distillation_weight
+            loss = (1 - weight) * loss + weight * F.cross_entropy(logits, taught)
+        return loss, logits
 
     def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
         """The epoch's loss and accuracy are accumulated here and logged once, at the epoch's end:
