@@ -3,7 +3,9 @@ ensemble's submission: `predict` with every network's probabilities averaged.
 
 Each seed is an ordinary `fit` run (its own lightning_logs/version_N with checkpoints and events),
 so a seed that finished can be scored or resumed alone. Any other argument is passed to `fit` and
-to `predict`, e.g. `--config configs/cnn.yaml` or `--ensemble.shifts [[1,0],[-1,0]]`.
+to `predict`, e.g. `--config configs/cnn.yaml` or `--ensemble.shifts [[1,0],[-1,0]]`. With
+`--distill`, one more network (the first seed's) learns from all of them (`model.teachers`), and
+the submission is that single network's.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         epilog="Other arguments go to fit and predict, e.g. --config configs/cnn.yaml --submission.path ens.csv",
     )
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="training seeds, one network each")
+    parser.add_argument("--distill", action="store_true",
+                        help="then train one more network taught by the others, and submit its predictions")
     return parser.parse_known_args(argv)
 
 
@@ -32,6 +36,11 @@ def main(argv: list[str], cli_class: type[LightningCLI]) -> None:
     checkpoints = [fit_one(cli_class, args, seed) for seed in options.seeds]
     for seed, checkpoint in zip(options.seeds, checkpoints):
         print(f"ensemble member (seed {seed}): {checkpoint}")
+    if options.distill:
+        student = fit_one(cli_class, [*args, "--model.teachers", json.dumps(checkpoints)], options.seeds[0])
+        print(f"distilled network (seed {options.seeds[0]}): {student}")
+        cli_class(args=["predict", *args, "--ckpt_path", student])
+        return
     cli_class(args=["predict", *args, "--ckpt_path", checkpoints[0],
                     "--ensemble.checkpoints", json.dumps(checkpoints[1:])])
 
