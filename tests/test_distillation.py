@@ -113,3 +113,15 @@ def test_ensemble_distill_submits_one_student_taught_by_every_member(tmp_path):
     with torch.no_grad():
         expected = network(to_model_input(datamodule.predict_set.images)).argmax(1)
     assert pd.read_csv(submission_path)["Label"].tolist() == expected.tolist(), "the student's labels alone"
+
+
+def test_a_teacher_that_does_not_record_its_split_is_refused(teacher, tmp_path):
+    root, path = teacher
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["datamodule_hyper_parameters"]
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save(checkpoint, foreign)
+    trainer = tiny_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
+    with pytest.raises(UserError, match="foreign.ckpt: the checkpoint does not record its validation split"):
+        trainer.fit(DigitClassifier(teachers=[str(foreign)]), datamodule=tiny_datamodule(root / "data", tmp_path))
+    assert trainer.global_step == 0
