@@ -1,5 +1,6 @@
 """Callbacks that write a run's outputs and keep it resumable."""
 
+from digit_recognizer.callbacks.averaging import SWAWeightAveraging
 from digit_recognizer.callbacks.ensemble import InferenceEnsemble
 from digit_recognizer.callbacks.inspection import ClassificationInspector, EpochTimer
 from digit_recognizer.callbacks.interruption import InterruptCheckpoint
@@ -10,5 +11,5 @@ from digit_recognizer.callbacks.submission import SubmissionWriter
 
 __all__ = [
     "ClassificationInspector", "EpochTimer", "InferenceEnsemble", "InterruptCheckpoint", "RandomStateCheckpoint",
-    "ReportWriter", "RunConfigSaver", "SubmissionWriter",
+    "ReportWriter", "RunConfigSaver", "SubmissionWriter", "SWAWeightAveraging",
 ]

@@ -1,0 +1,73 @@
+"""SWAWeightAveraging: stochastic weight averaging that validates and checkpoints the average.
+
+Lightning's `StochasticWeightAveraging` callback puts the averaged weights into the network only
+when training ends: every `val/acc` and every `last.ckpt` of the run are the last weights', not the
+average's. Lightning's newer `WeightAveraging` validates and checkpoints the average, but from the
+first step on. This one averages equally over the steps from `start_epoch` on (SWA, Izmailov et
+al. 2018: the average of a run's late weights, where the learning rate is still high enough to
+spread them) and, until then, leaves validation and checkpoints to the network's own weights.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightning.pytorch import LightningModule, Trainer
+from lightning.pytorch.callbacks import WeightAveraging
+
+from digit_recognizer.errors import UserError
+
+
+class SWAWeightAveraging(WeightAveraging):
+    """The equal average of the weights after every optimizer step from `start_epoch` on.
+
+    `start_epoch` is an epoch index (0 averages the whole run) or, below 1, a share of
+    `max_epochs` (0.75: the last quarter, as in the SWA paper). Pair it with a schedule whose
+    learning rate stays up at the end (e.g. OneCycleLR with `final_div_factor` below 1).
+    """
+
+    def __init__(self, start_epoch: int | float = 0.75, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # no avg_fn: AveragedModel's default is the equal (running) mean
+        self.start_epoch = start_epoch
+        self._first_epoch = 0
+        self._averaging = False
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        # Checked here, not in __init__: LightningCLI would bury an error raised while it builds
+        # the callback list under a traceback of its own.
+        start = self.start_epoch
+        if isinstance(start, bool) or start < 0 or (start >= 1 and start != int(start)):
+            raise UserError(f"SWAWeightAveraging start_epoch must be an epoch index >= 0 or a share in (0, 1), "
+                            f"not {start}")
+        super().setup(trainer, pl_module, stage)
+        if stage == "fit":
+            self._first_epoch = int(start * trainer.max_epochs) if 0 < start < 1 else int(start)
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._averaging = trainer.current_epoch >= self._first_epoch
+
+    def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
+        return step_idx is not None and self._averaging
+
+    def _has_average(self) -> bool:
+        return self._average_model is not None and int(self._average_model.n_averaged) > 0
+
+    def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._has_average():
+            super().on_validation_epoch_start(trainer, pl_module)
+
+    def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._has_average():
+            super().on_validation_epoch_end(trainer, pl_module)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._has_average():
+            super().on_train_end(trainer, pl_module)
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        if self._has_average():  # before the start the checkpoint holds the network's own weights
+            super().on_save_checkpoint(trainer, pl_module, checkpoint)
+
+    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        if "current_model_state" in checkpoint:  # saved once averaging had begun
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
