@@ -31,7 +31,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The checkpoint's contents, or a one-line CheckpointError for a truncated or foreign file."""
+    """The checkpoint's contents, or a one-line CheckpointError for a missing, truncated or foreign file."""
+    if not Path(path).is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

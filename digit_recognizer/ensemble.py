@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 import torch
@@ -55,15 +56,14 @@ class AveragedNetworks(nn.Module):
         return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
 
 
-def load_network(path: str | Path, like: nn.Module, prefix: str = "network.") -> nn.Module:
+def load_network(path: str | Path, like: nn.Module, prefix: str = "network.",
+                 checkpoint: dict[str, Any] | None = None) -> nn.Module:
     """A copy of `like` with the weights under `prefix` in the Lightning checkpoint at `path`.
 
     A checkpoint of another network (other layers or sizes) is a CheckpointError, not a silent
-    partial load.
+    partial load. `checkpoint`: the file's contents when the caller has already read them.
     """
-    if not Path(path).is_file():
-        raise CheckpointError(f"{path}: checkpoint file not found")
-    state = read_checkpoint(path)
+    state = checkpoint if checkpoint is not None else read_checkpoint(path)
     weights = {key.removeprefix(prefix): value for key, value in state["state_dict"].items() if key.startswith(prefix)}
     network = copy.deepcopy(like)
     try:

@@ -8,7 +8,7 @@ learns from their averaged probabilities on each augmented batch as well (knowle
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -110,18 +110,19 @@ class DigitClassifier(LightningModule):
         """Load the teachers for training, in eval mode; a bad checkpoint fails before any batch."""
         if stage != "fit" or not self.hparams.teachers or self.teacher:
             return
-        networks = [load_network(path, like=self.network) for path in self.hparams.teachers]
-        self._check_teachers_split()
+        checkpoints = {path: read_checkpoint(path) for path in self.hparams.teachers}
+        self._check_teachers_split(checkpoints)
+        networks = [load_network(path, like=self.network, checkpoint=read) for path, read in checkpoints.items()]
         self.teacher = (AveragedNetworks(networks).eval().requires_grad_(False),)
 
-    def _check_teachers_split(self) -> None:
+    def _check_teachers_split(self, checkpoints: dict[str, dict[str, Any]]) -> None:
         """Teachers that trained on this run's validation rows would inflate its val/acc."""
         datamodule = getattr(self.trainer, "datamodule", None)
         student = getattr(datamodule, "hparams", {})
         if not student.get("val_fraction"):
             return
-        for path in self.hparams.teachers:
-            teacher = read_checkpoint(path).get("datamodule_hyper_parameters")
+        for path, contents in checkpoints.items():
+            teacher = contents.get("datamodule_hyper_parameters")
             if teacher is None:
                 raise UserError(f"{path}: the checkpoint does not record its validation split, so it may have "
                                 f"trained on this run's validation rows; use a checkpoint written by this package")

@@ -44,11 +44,15 @@ def test_the_training_loss_mixes_labels_and_the_teachers_mean_probability():
     torch.testing.assert_close(val_loss, F.cross_entropy(val_logits, labels), msg="validation scores the labels alone")
 
 
-def test_a_student_trains_and_saves_only_its_own_network(teacher, tmp_path):
+def test_a_student_trains_and_saves_only_its_own_network(teacher, tmp_path, monkeypatch):
     root, path = teacher
     student = DigitClassifier(teachers=[str(path)])
     trainer = tiny_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
+    reads, load = [], torch.load
+    monkeypatch.setattr(torch, "load", lambda file, *args, **kwargs: reads.append(file) or load(file, *args, **kwargs))
     trainer.fit(student, datamodule=tiny_datamodule(root / "data", tmp_path))
+    monkeypatch.undo()
+    assert reads.count(str(path)) == 1, "each teacher checkpoint is read once, for its split and its weights"
     assert not student.teacher[0].training, "teachers predict in eval mode (no dropout) throughout"
     assert not any(p.requires_grad for p in student.teacher[0].parameters())
     saved = tmp_path / "student.ckpt"
