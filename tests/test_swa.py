@@ -3,7 +3,7 @@
 import pytest
 import torch
 from lightning.pytorch import Callback
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 
 from digit_recognizer.callbacks import SWAWeightAveraging
 from digit_recognizer.errors import UserError
@@ -44,11 +44,11 @@ def _close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-def fit(tmp_path, tiny_data, start_epoch, max_epochs: int = 3, ckpt_path=None, model=None):
+def fit(tmp_path, tiny_data, start_epoch, max_epochs: int = 3, ckpt_path=None, model=None, extra=()):
     record = RecordWeights()
     last = ModelCheckpoint(dirpath=tmp_path / "checkpoints", filename="last")
     trainer = tiny_trainer(tmp_path, max_epochs=max_epochs, limit_val_batches=1,
-                           callbacks=[last, SWAWeightAveraging(start_epoch=start_epoch), record])
+                           callbacks=[last, SWAWeightAveraging(start_epoch=start_epoch), record, *extra])
     model = model or DigitClassifier()
     trainer.fit(model, tiny_datamodule(tiny_data, tmp_path, val_fraction=0.2), ckpt_path=ckpt_path)
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
@@ -95,6 +95,11 @@ def test_a_resumed_run_goes_on_averaging(tiny_data, tmp_path):
 def test_a_start_that_is_no_epoch_is_a_user_error(tiny_data, tmp_path, start_epoch):
     with pytest.raises(UserError, match="start_epoch must be an epoch index >= 0 or a share in"):
         fit(tmp_path, tiny_data, start_epoch=start_epoch)
+
+
+def test_a_second_weight_average_is_a_user_error(tiny_data, tmp_path):
+    with pytest.raises(UserError, match="SWAWeightAveraging and EMAWeightAveraging both average the weights"):
+        fit(tmp_path, tiny_data, start_epoch=1, extra=[EMAWeightAveraging()])
 
 
 def test_the_cli_takes_it_as_a_callback_and_refuses_a_bad_start_in_one_line(tiny_data, tmp_path):

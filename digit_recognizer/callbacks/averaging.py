@@ -39,6 +39,10 @@ class SWAWeightAveraging(WeightAveraging):
         if isinstance(start, bool) or start < 0 or (start >= 1 and start != int(start)):
             raise UserError(f"SWAWeightAveraging start_epoch must be an epoch index >= 0 or a share in (0, 1), "
                             f"not {start}")
+        others = [type(c).__name__ for c in trainer.callbacks if isinstance(c, WeightAveraging) and c is not self]
+        if others:  # each would swap its own average in for validation, over the other's
+            raise UserError(f"SWAWeightAveraging and {others[0]} both average the weights; keep one of the two "
+                            f"in trainer.callbacks")
         super().setup(trainer, pl_module, stage)
         if stage == "fit":
             self._first_epoch = int(start * trainer.max_epochs) if 0 < start < 1 else int(start)
