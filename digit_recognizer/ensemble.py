@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 import textwrap
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
