@@ -115,6 +115,9 @@ def test_signal_during_fit_saves_a_resumable_checkpoint(tiny_data, tmp_path, sig
     process.send_signal(signum)
     try:
         output, _ = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # show what the process printed, e.g. a signal lost in a finalizer
+        process.kill()
+        raise AssertionError(f"still running 120 s after {signum.name}:\n{process.communicate()[0][-3000:]}") from None
     finally:
         process.kill()  # never leave a 1000-epoch training behind when the test fails
     assert process.returncode == status, output[-3000:]
