@@ -44,12 +44,12 @@ def _close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-def fit(tmp_path, tiny_data, start_epoch, max_epochs: int = 3, ckpt_path=None, model=None, extra=()):
+def fit(tmp_path, tiny_data, start_epoch, max_epochs: int = 3, ckpt_path=None, extra=()):
     record = RecordWeights()
     last = ModelCheckpoint(dirpath=tmp_path / "checkpoints", filename="last")
     trainer = tiny_trainer(tmp_path, max_epochs=max_epochs, limit_val_batches=1,
                            callbacks=[last, SWAWeightAveraging(start_epoch=start_epoch), record, *extra])
-    model = model or DigitClassifier()
+    model = DigitClassifier()
     trainer.fit(model, tiny_datamodule(tiny_data, tmp_path, val_fraction=0.2), ckpt_path=ckpt_path)
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     return record, model, state
@@ -105,7 +105,7 @@ def test_a_second_weight_average_is_a_user_error(tiny_data, tmp_path):
 def test_the_cli_takes_it_as_a_callback_and_refuses_a_bad_start_in_one_line(tiny_data, tmp_path):
     swa = ["--trainer.callbacks+=digit_recognizer.callbacks.SWAWeightAveraging", "--trainer.callbacks.start_epoch"]
     run_cli("fit", *tiny_run_args(tiny_data, *swa, "0"), cwd=tmp_path)
-    state = torch.load(next(tmp_path.glob("lightning_logs/version_0/checkpoints/last.ckpt")), weights_only=False)
+    state = torch.load(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=False)
     assert state["averaging_state"]["n_averaged"] == 3
     result = run_cli("fit", *tiny_run_args(tiny_data, *swa, "1.5"), cwd=tmp_path, check=False)
     assert one_line_error(result.returncode, result.stderr) == (
