@@ -1,4 +1,4 @@
-"""configs/best.yaml end to end on tiny data: every row trains, EMA weights are what is saved."""
+"""configs/best.yaml end to end on tiny data: every row trains, the averaged weights are what is saved."""
 
 from functools import partial
 
@@ -7,10 +7,10 @@ import pytest
 import torch
 import yaml
 from lightning.pytorch import Callback
-from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from digit_recognizer.callbacks import InterruptCheckpoint
+from digit_recognizer.callbacks import InterruptCheckpoint, SWAWeightAveraging
 from digit_recognizer.errors import UserError
 from digit_recognizer.module import DigitClassifier
 
@@ -56,7 +56,8 @@ def test_checkpoint_holds_the_averaged_weights(best_run):
     averaged, current = state["state_dict"], state["current_model_state"]
     assert averaged.keys() == current.keys()
     assert any(not torch.equal(averaged[k], current[k]) for k in averaged)
-    assert state["averaging_state"]["n_averaged"] == 6  # one update per step
+    # SWA from half of max_epochs: the 3 steps of the second epoch, one update each
+    assert state["averaging_state"]["n_averaged"] == 3
 
 
 def test_predict_from_the_last_checkpoint(best_run, tmp_path):
@@ -71,7 +72,11 @@ def test_print_config_shows_the_best_recipe():
     config = yaml.safe_load(run_cli("fit", "--config", str(BEST_CONFIG), "--print_config", cwd=REPO).stdout)
     assert config["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
     assert config["model"]["label_smoothing"] == 0.1 and config["data"]["val_fraction"] == 0.0
-    assert any(c["class_path"].endswith("EMAWeightAveraging") for c in config["trainer"]["callbacks"])
+    assert config["model"]["scheduler"]["init_args"]["final_div_factor"] == 0.2
+    averaging = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("WeightAveraging")]
+    assert [c["class_path"] for c in averaging] == ["digit_recognizer.callbacks.SWAWeightAveraging"]
+    assert averaging[0]["init_args"]["start_epoch"] == 0.5
+    assert config["ensemble"]["shifts"] == [[1, 0], [-1, 0], [0, 1], [0, -1]]
 
 
 def test_a_resumed_cycle_cannot_change_length(best_run):
@@ -106,7 +111,7 @@ class StopInSecondValidation(Callback):
 
     def on_validation_batch_start(self, trainer, pl_module, *args) -> None:
         if trainer.current_epoch == 1:
-            # EMAWeightAveraging has swapped the averaged weights in for validation
+            # SWAWeightAveraging has swapped the averaged weights in for validation
             self.validated = {k: v.clone() for k, v in pl_module.state_dict().items()}
             raise SIGTERMException()
 
@@ -114,11 +119,11 @@ class StopInSecondValidation(Callback):
 def test_stop_during_validation_saves_averaged_and_trained_weights_the_right_way_round(tiny_data, tmp_path):
     stop = StopInSecondValidation()
     last = ModelCheckpoint(dirpath=tmp_path / "checkpoints", filename="last")
-    trainer = tiny_trainer(tmp_path, max_epochs=3, limit_val_batches=1, callbacks=[last, EMAWeightAveraging(), InterruptCheckpoint(), stop])
+    trainer = tiny_trainer(tmp_path, max_epochs=3, limit_val_batches=1, callbacks=[last, SWAWeightAveraging(start_epoch=1), InterruptCheckpoint(), stop])
     model = DigitClassifier()
     with pytest.raises(SIGTERMException):
         trainer.fit(model, tiny_datamodule(tiny_data, tmp_path))
     state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert all(torch.equal(state["state_dict"][k], v) for k, v in stop.validated.items()), "the averaged weights"
     assert all(torch.equal(state["current_model_state"][k], v) for k, v in model.state_dict().items()), "trained"
-    assert state["averaging_state"]["n_averaged"] == 6  # every step of epochs 0 and 1 (3 each)
+    assert state["averaging_state"]["n_averaged"] == 3  # every step of epoch 1, where averaging starts

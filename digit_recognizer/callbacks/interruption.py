@@ -47,9 +47,9 @@ class InterruptCheckpoint(Callback):
 def _end_validation_weight_swaps(trainer: Trainer, pl_module: LightningModule) -> None:
     """Put the trained weights back before saving from inside a validation epoch.
 
-    Weight averaging (EMAWeightAveraging in configs/best.yaml) swaps the averaged weights into the
-    model for validation and back at the epoch's end; a stop in between would otherwise save the
-    two sets the wrong way round.
+    Weight averaging (SWAWeightAveraging in configs/best.yaml, or EMAWeightAveraging) swaps the
+    averaged weights into the model for validation and back at the epoch's end; a stop in between
+    would otherwise save the two sets the wrong way round.
     """
     for callback in trainer.callbacks:
         if isinstance(callback, WeightAveraging):
