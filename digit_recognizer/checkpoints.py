@@ -44,6 +44,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def recorded_split(path: str | Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """The validation split the checkpoint's run held out: {"val_fraction": ..., "split_seed": ...}.
+
+    Scoring a network on rows it trained on would flatter it; the data module's saved
+    hyperparameters tell which rows those were.
+    """
+    data = checkpoint.get("datamodule_hyper_parameters")
+    if data is None:
+        raise CheckpointError(f"{path}: the checkpoint does not record its validation split, so it may have "
+                              f"trained on the rows being scored; use a checkpoint written by this package")
+    return {key: data.get(key) for key in ("val_fraction", "split_seed")}
+
+
 def check_checkpoint(path: str | Path, model: nn.Module, checkpoint: dict[str, Any] | None = None) -> None:
     """Raise a one-line CheckpointError unless `path` is a readable checkpoint of `model`'s architecture.
 

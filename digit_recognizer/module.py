@@ -19,7 +19,7 @@ from torch.optim import Optimizer
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from digit_recognizer.checkpoints import read_checkpoint
+from digit_recognizer.checkpoints import read_checkpoint, recorded_split
 from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
 from digit_recognizer.ensemble import AveragedNetworks, load_network
 from digit_recognizer.errors import UserError
@@ -122,11 +122,7 @@ class DigitClassifier(LightningModule):
         if not student.get("val_fraction"):
             return
         for path, contents in checkpoints.items():
-            teacher = contents.get("datamodule_hyper_parameters")
-            if teacher is None:
-                raise UserError(f"{path}: the checkpoint does not record its validation split, so it may have "
-                                f"trained on this run's validation rows; use a checkpoint written by this package")
-            split = {key: teacher.get(key) for key in ("val_fraction", "split_seed")}
+            split = recorded_split(path, contents)
             if split != {key: student[key] for key in split}:
                 raise UserError(
                     f"{path}: this teacher trained with val_fraction {split['val_fraction']} and split_seed "
