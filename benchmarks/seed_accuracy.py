@@ -83,8 +83,10 @@ def main(argv: list[str] | None = None) -> None:
     shifts: list[Shift] = [tuple(shift) for shift in args.shifts]
     for name, views in (("one view", []), (f"with shifts {json.dumps(args.shifts)}", shifts)):
         correct = [correct_count(AveragedNetworks([network], views), images, labels) for network in networks]
-        ensemble = correct_count(AveragedNetworks(networks, views), images, labels)
-        print(f"{name}: {summary(correct, total, args.goal)}; ensemble of all {len(networks)}: {ensemble:,} correct")
+        line = f"{name}: {summary(correct, total, args.goal)}"
+        if len(networks) > 1:
+            line += f"; ensemble of all {len(networks)}: {correct_count(AveragedNetworks(networks, views), images, labels):,} correct"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ def test_seed_accuracy_scores_each_network_on_its_held_out_rows(tiny_data, tmp_p
     assert lines[0] == "validation split: val_fraction 0.1, split_seed 42, 20 images"
     assert lines[1].startswith(f"one view: {expected[0]} / {expected[1]} correct: ")
     assert lines[2].startswith("with shifts [[1, 0], [-1, 0], [0, 1], [0, -1]]: ")
+    assert all("; ensemble of all 2: " in line for line in lines[1:])
 
 
 @pytest.mark.parametrize("second, message", [
