@@ -31,9 +31,14 @@ ONE_PIXEL = [(1, 0), (-1, 0), (0, 1), (0, -1)]
 
 
 @torch.no_grad()
-def correct_count(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> int:
-    predictions = torch.cat([model(batch).argmax(-1) for batch in images.split(batch_size)])
-    return int((predictions == labels).sum())
+def class_probabilities(network: nn.Module, images: Tensor, shifts: Sequence[Shift], batch_size: int = 1000) -> Tensor:
+    """(N, 10) probabilities of one network, averaged over the image and its shifts as `validate` does."""
+    views = AveragedNetworks([network], shifts)
+    return torch.cat([views(batch).exp() for batch in images.split(batch_size)])
+
+
+def correct_count(probabilities: Tensor, labels: Tensor) -> int:
+    return int((probabilities.argmax(-1) == labels).sum())
 
 
 def summary(correct: Sequence[int], total: int, goal: float) -> str:
@@ -82,10 +87,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"validation split: val_fraction {split['val_fraction']}, split_seed {split['split_seed']}, {total:,} images")
     shifts: list[Shift] = [tuple(shift) for shift in args.shifts]
     for name, views in (("one view", []), (f"with shifts {json.dumps(args.shifts)}", shifts)):
-        correct = [correct_count(AveragedNetworks([network], views), images, labels) for network in networks]
-        line = f"{name}: {summary(correct, total, args.goal)}"
+        # Each network runs once; the ensemble is the mean of their probabilities, as in AveragedNetworks.
+        probabilities = [class_probabilities(network, images, views) for network in networks]
+        line = f"{name}: {summary([correct_count(p, labels) for p in probabilities], total, args.goal)}"
         if len(networks) > 1:
-            line += f"; ensemble of all {len(networks)}: {correct_count(AveragedNetworks(networks, views), images, labels):,} correct"
+            ensemble = correct_count(torch.stack(probabilities).mean(0), labels)
+            line += f"; ensemble of all {len(networks)}: {ensemble:,} correct"
         print(line)
 
 
