@@ -25,7 +25,7 @@ from digit_recognizer.checkpoints import read_checkpoint, recorded_split
 from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_input
 from digit_recognizer.ensemble import AveragedNetworks, Shift, load_network
 from digit_recognizer.errors import UserError
-from digit_recognizer.model import DigitCNN
+from digit_recognizer.models import DigitCNN
 
 ONE_PIXEL = [(1, 0), (-1, 0), (0, 1), (0, -1)]
 

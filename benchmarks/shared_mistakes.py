@@ -23,7 +23,7 @@ from torch import Tensor
 from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_input
 from digit_recognizer.ensemble import load_network
 from digit_recognizer.errors import UserError
-from digit_recognizer.model import DigitCNN
+from digit_recognizer.models import DigitCNN
 
 
 def shared_mistake_counts(predictions: Tensor, labels: Tensor) -> Counter[int]:

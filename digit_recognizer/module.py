@@ -23,7 +23,7 @@ from digit_recognizer.checkpoints import read_checkpoint, recorded_split
 from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
 from digit_recognizer.ensemble import AveragedNetworks, load_network
 from digit_recognizer.errors import UserError
-from digit_recognizer.model import DigitCNN
+from digit_recognizer.models import DigitCNN
 
 EVALUATION_STAGES = ("val", "test")
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_input
-from digit_recognizer.model import DigitCNN
+from digit_recognizer.models import DigitCNN
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 

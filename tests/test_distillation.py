@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from digit_recognizer.data.datamodule import to_model_input
 from digit_recognizer.ensemble import AveragedNetworks, load_network
 from digit_recognizer.errors import CheckpointError, UserError
-from digit_recognizer.model import DigitCNN
+from digit_recognizer.models import DigitCNN
 from digit_recognizer.module import DigitClassifier
 
 from conftest import run_cli, tiny_datamodule, tiny_trainer, workdir_args, write_tiny_data

@@ -7,7 +7,7 @@ from torch import nn
 from digit_recognizer.ensemble import AveragedNetworks, load_network, shifted_views
 from digit_recognizer.errors import CheckpointError, UserError
 from digit_recognizer.callbacks import InferenceEnsemble
-from digit_recognizer.model import DigitCNN
+from digit_recognizer.models import DigitCNN
 
 
 def test_shifts_move_pixels_and_fill_with_zeros():

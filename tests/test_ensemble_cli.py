@@ -13,7 +13,7 @@ from digit_recognizer.callbacks import InferenceEnsemble
 from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.data.datamodule import to_model_input
 from digit_recognizer.ensemble import load_network, shifted_views
-from digit_recognizer.model import DigitCNN
+from digit_recognizer.models import DigitCNN
 from digit_recognizer.module import DigitClassifier
 
 from conftest import run_cli, workdir_args, write_tiny_data

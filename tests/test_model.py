@@ -5,7 +5,7 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelSummary
 from torch import nn
 
-from digit_recognizer.model import DigitCNN
+from digit_recognizer.models import DigitCNN
 from digit_recognizer.module import DigitClassifier
 
 from conftest import tiny_datamodule, tiny_trainer
