@@ -4,5 +4,6 @@ A recipe picks one by `class_path` under `model.network`; none of them knows Lig
 """
 
 from digit_recognizer.models.digit_cnn import DigitCNN
+from digit_recognizer.models.strong import DeotteCNN
 
-__all__ = ["DigitCNN"]
+__all__ = ["DeotteCNN", "DigitCNN"]
