@@ -26,7 +26,7 @@ from digit_recognizer.cli import DigitCLI
 from digit_recognizer.data.augment import BatchRandomWarp
 from digit_recognizer.data.datamodule import to_model_input
 from digit_recognizer.models import DigitCNN
-from digit_recognizer.module import reference_optimizer
+from digit_recognizer.classifier import reference_optimizer
 
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")  # Lightning 2.6 on torch 2.14
 

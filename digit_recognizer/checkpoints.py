@@ -8,6 +8,7 @@ and renames (one atomic step on any local filesystem).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,12 @@ from torch import nn
 
 from digit_recognizer.errors import CheckpointError
 from digit_recognizer.files import atomic_path
+
+# The layout of the package's checkpoints. 1: the network's dropouts and the teachers were the
+# module's own arguments (before the network was injected); 2: `network` and `distillation`.
+FORMAT_KEY = "digit_recognizer_format"
+CHECKPOINT_FORMAT = 2
+DEFAULT_NETWORK = "digit_recognizer.models.DigitCNN"
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -41,7 +48,44 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: truncated or not a checkpoint file ({reason})") from None
     if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
         raise CheckpointError(f"{path}: not a Lightning checkpoint (it has no state_dict)")
+    written = checkpoint.get(FORMAT_KEY, 1)
+    if not isinstance(written, int) or written > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: written by a newer digit_recognizer (checkpoint format {written}, this "
+                              f"version reads up to {CHECKPOINT_FORMAT}); upgrade the package to use it")
     return checkpoint
+
+
+def migrate_hyperparameters(path: str | Path, hparams: dict[str, Any]) -> dict[str, Any]:
+    """The model settings a checkpoint saved, in this version's terms, for LightningCLI to merge.
+
+    Format 1 kept the network's dropouts and the distillation settings as the module's own
+    arguments; they become `network` and `distillation`. Anything else this version does not
+    know is a one-line error naming it (LightningCLI would print a usage message instead).
+    """
+    from digit_recognizer.classifier import DigitClassifier  # the module imports this one
+
+    hparams = {key: value for key, value in hparams.items() if key not in ("_instantiator", "_class_path")}
+    if not hparams:
+        return {}
+    if "network" not in hparams and ("conv_dropout" in hparams or "dense_dropout" in hparams):
+        dropouts = {key: hparams.pop(key) for key in ("conv_dropout", "dense_dropout") if key in hparams}
+        hparams["network"] = {"class_path": DEFAULT_NETWORK, "init_args": dropouts}
+    if "teachers" in hparams or "distillation_weight" in hparams:
+        teachers, weight = hparams.pop("teachers", None), hparams.pop("distillation_weight", 1.0)
+        hparams["distillation"] = {"teachers": teachers, "weight": weight} if teachers else None
+    known = set(inspect.signature(DigitClassifier.__init__).parameters) - {"self"}
+    unknown = sorted(set(hparams) - known)
+    if unknown:
+        raise CheckpointError(f"{path}: the checkpoint's model has settings this version does not know "
+                              f"({', '.join(unknown)}); it was written by another version of the package")
+    return hparams
+
+
+def network_settings(path: str | Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """{"class_path": ..., "init_args": {...}} of the network a checkpoint holds (old formats too)."""
+    hparams = migrate_hyperparameters(path, dict(checkpoint.get("hyper_parameters") or {}))
+    network = hparams.get("network") or {"class_path": DEFAULT_NETWORK}
+    return {"class_path": network["class_path"], "init_args": dict(network.get("init_args") or {})}
 
 
 def recorded_split(path: str | Path, checkpoint: dict[str, Any]) -> dict[str, Any]:

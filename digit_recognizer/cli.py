@@ -1,8 +1,18 @@
-"""The command line: LightningCLI's fit/validate/test/predict, run-aware checkpoint paths, `report`.
+"""The command line: LightningCLI's fit/validate/test/predict with the package's defaults, plus
+`report`, `ensemble` and `export`.
 
-`--ckpt_path last` resumes the newest earlier run (and keeps logging into its folder) instead of
-Lightning's default of looking in the new, empty run folder; `best` finds that run's best
-checkpoint. Problems the user can fix are printed as one line (`--verbose` shows the traceback).
+What LightningCLI does not do, and this module adds:
+- every run starts from the reference recipe (configs/cnn.yaml, the default config), and
+  `--config NAME` finds a shipped recipe by name from any folder;
+- the callbacks and plugins that make runs resumable and checkpoints safe are set here, in code,
+  so a user's own minimal config keeps them;
+- `--ckpt_path last` resumes the newest earlier run (and keeps logging into its folder) instead of
+  Lightning's default of looking in the new, empty run folder; `best` finds that run's best
+  checkpoint;
+- checkpoints are read and checked before LightningCLI merges their hyperparameters, so a
+  truncated, foreign, newer or older-format file is one line, not a usage dump;
+- problems the user can fix are printed as one line with exit status 2 (`--verbose` shows the
+  traceback), and a command that fails before its work starts leaves no run folder or event file.
 """
 
 from __future__ import annotations
@@ -11,30 +21,78 @@ import signal
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
-from jsonargparse import Namespace
+from jsonargparse import ArgumentError, Namespace
+from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import (
+    LearningRateMonitor,
+    ModelCheckpoint,
+    ModelSummary,
+    ProgressBar,
+    RichModelSummary,
+    RichProgressBar,
+)
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.plugins.io import CheckpointIO
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from digit_recognizer import report, seed_ensemble
-from digit_recognizer.callbacks import InferenceEnsemble, RunConfigSaver, SubmissionWriter
-from digit_recognizer.checkpoints import check_checkpoint, read_checkpoint
+from digit_recognizer.callbacks import (
+    ClassificationInspector,
+    EpochTimer,
+    InferenceAveraging,
+    InterruptCheckpoint,
+    RandomStateCheckpoint,
+    ReportWriter,
+    RunConfigSaver,
+    SubmissionWriter,
+)
+from digit_recognizer.checkpoints import AtomicCheckpointIO, check_checkpoint, migrate_hyperparameters, read_checkpoint
+from digit_recognizer.classifier import DigitClassifier
 from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.errors import CheckpointError, UserError
-from digit_recognizer.module import DigitClassifier
-from digit_recognizer.runs import find_checkpoint, run_dir_of
+from digit_recognizer.recipes import default_config, recipe_path
+from digit_recognizer.runs import LAST, RunLogger, find_checkpoint, run_dir_of
 
+TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 EVALUATING = ("validate", "test", "predict")
-_FILE_LOGGERS = ("TensorBoardLogger", "CSVLogger")
+_FILE_LOGGERS = ("TensorBoardLogger", "CSVLogger", "RunLogger")
+DEFAULT_LOGGER = {
+    "class_path": "digit_recognizer.runs.RunLogger",
+    "init_args": {"save_dir": ".", "name": "lightning_logs", "default_hp_metric": False},
+}
+
+# Option names of earlier versions, still accepted on the command line: (old, new).
+RENAMED_OPTIONS = (
+    ("--ensemble.", "--inference."),
+    ("--model.teachers", "--model.distillation.teachers"),
+    ("--model.distillation_weight", "--model.distillation.weight"),
+    ("--model.conv_dropout", "--model.network.init_args.conv_dropout"),
+    ("--model.dense_dropout", "--model.network.init_args.dense_dropout"),
+)
+
+COMMANDS = {
+    "fit": "train a recipe (default: the reference, cnn.yaml); --ckpt_path last resumes the newest run",
+    "validate": "score a checkpoint on the validation split",
+    "test": "score a checkpoint on the validation split or a labelled CSV (--data.test_csv)",
+    "predict": "write the Kaggle submission (or label your own images with --data.images)",
+    "report": "write a run's figures as PNGs from its TensorBoard events: report RUN_DIR",
+    "ensemble": "train several networks (--seeds, --recipes) and submit their averaged probabilities",
+}
 
 
 class DigitCLI(LightningCLI):
     def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+        defaults = {"default_config_files": [str(default_config())]}
+        if args is not None:
+            args = resolve_arguments(list(args))
         super().__init__(
             DigitClassifier,
             KaggleDigitsDataModule,
             save_config_callback=RunConfigSaver,  # written once training starts: a refused resume keeps the old one
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config.yaml
+            trainer_defaults={"devices": 1, "logger": DEFAULT_LOGGER},
+            parser_kwargs={command: dict(defaults) for command in TRAINER_COMMANDS} if run else defaults,
             auto_configure_optimizers=False,  # the model's optimizer/scheduler arguments choose them
             args=args,
             run=run,
@@ -43,17 +101,30 @@ class DigitCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         # Always present, so `--submission.path my.csv` works without editing the callback list.
         parser.add_lightning_class_args(SubmissionWriter, "submission")
-        parser.add_lightning_class_args(InferenceEnsemble, "ensemble")  # checkpoints and shifts to average
+        parser.add_lightning_class_args(InferenceAveraging, "inference")  # checkpoints and shifts to average
+        parser.add_lightning_class_args(ClassificationInspector, "inspection")  # what TensorBoard shows
 
-    def parse_arguments(self, parser: LightningArgumentParser, args: object) -> None:
-        super().parse_arguments(parser, args)
-        # LightningCLI reads a checkpoint file's hyperparameters right after parsing: a truncated or
-        # foreign file must be a one-line error before that.
+    def _parse_ckpt_path(self) -> None:
+        """Read the checkpoint once, in one-line terms, and merge its (migrated) hyperparameters.
+
+        Replaces LightningCLI's own merge, which loads the file unchecked and lets a mismatch end
+        in a jsonargparse usage message.
+        """
+        self._checkpoint_read: tuple[str, dict] | None = None
         subcommand = self.config.get("subcommand")
         ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        self._checkpoint_read: tuple[str, dict] | None = None  # kept for the architecture check
-        if ckpt_path and Path(ckpt_path).is_file():
-            self._checkpoint_read = (ckpt_path, read_checkpoint(ckpt_path))
+        if not ckpt_path or not Path(ckpt_path).is_file():
+            return
+        contents = read_checkpoint(ckpt_path)
+        self._checkpoint_read = (ckpt_path, contents)
+        hparams = migrate_hyperparameters(ckpt_path, contents.get("hyper_parameters", {}))
+        if not hparams:
+            return
+        try:
+            self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
+        except (ArgumentError, SystemExit) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "its settings do not parse"
+            raise CheckpointError(f"{ckpt_path}: this version cannot use the checkpoint's model settings ({reason})") from None
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand is None:
@@ -66,14 +137,15 @@ class DigitCLI(LightningCLI):
                     f"{self.subcommand} needs --ckpt_path: a checkpoint file, or 'best' or 'last' of the newest run"
                 )
             return
-        logger = _file_logger(config.trainer.logger)
-        log_root = _log_root(logger, config.trainer.default_root_dir)
-        if ckpt_path in ("last", "best"):
-            ckpt_path = str(find_checkpoint(log_root, ckpt_path))
-            config.ckpt_path = ckpt_path
+        log_root = _log_root(_file_logger(config.trainer.logger), config.trainer.default_root_dir)
+        if ckpt_path in ("last", "best"):  # a file only now: merge its settings as for a named one
+            config.ckpt_path = ckpt_path = str(find_checkpoint(log_root, ckpt_path))
+            self._parse_ckpt_path()
+            config = self.config[self.subcommand]
         if not Path(ckpt_path).is_file():
             raise CheckpointError(f"{ckpt_path}: checkpoint file not found")
         run = run_dir_of(ckpt_path)
+        logger = _file_logger(config.trainer.logger)
         if logger is not None and run.parent == log_root.resolve() and run.name.startswith("version_"):
             logger.init_args.version = int(run.name.removeprefix("version_"))  # keep logging into that run
 
@@ -84,6 +156,59 @@ class DigitCLI(LightningCLI):
             path, contents = self._checkpoint_read or (None, None)
             check_checkpoint(ckpt_path, self.model, contents if path == ckpt_path else None)
             self._checkpoint_read = None
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:
+        """The configured callbacks, then the package's standard ones that the config lacks."""
+        configured = list(config.get("callbacks") or [])
+        present = [*configured, *callbacks]
+        config["callbacks"] = configured + [c for c in callbacks if not _has(configured, type(c))]
+        config["callbacks"] += standard_callbacks(config, present)
+        config["plugins"] = _with_atomic_checkpoints(config.get("plugins"))
+        return super()._instantiate_trainer(config, [])
+
+    def _run_subcommand(self, subcommand: str) -> None:
+        try:
+            super()._run_subcommand(subcommand)
+        except (UserError, MisconfigurationException):
+            # Nothing was trained or written: take back the run folder or event file Lightning
+            # created while setting up.
+            for logger in self.trainer.loggers:
+                if isinstance(logger, RunLogger):
+                    logger.discard()
+            raise
+
+
+def standard_callbacks(trainer_config: dict[str, Any], present: list[Callback]) -> list[Callback]:
+    """What every run needs, in code so a user's config cannot lose it; none that `present` has.
+
+    Exact resume (random states, last.ckpt every epoch, a checkpoint on Ctrl-C or SIGTERM) and
+    what the user sees (epoch times, learning rates, progress, the figures of `report`).
+    """
+    wanted: list[Callback] = [RandomStateCheckpoint(), InterruptCheckpoint(), EpochTimer(), ReportWriter()]
+    if not any(isinstance(c, ModelCheckpoint) and c.monitor is None and c.filename == Path(LAST).stem for c in present):
+        # last.ckpt after every epoch: what --ckpt_path last resumes (save_last writes it only
+        # in epochs that improve the monitored metric).
+        wanted.append(ModelCheckpoint(filename=Path(LAST).stem, enable_version_counter=False))
+    if trainer_config.get("logger") not in (False, None, []):
+        wanted.append(LearningRateMonitor(logging_interval="epoch"))
+    if trainer_config.get("enable_progress_bar") is not False:
+        wanted.append(RichProgressBar())
+    if trainer_config.get("enable_model_summary") is not False:
+        wanted.append(RichModelSummary(max_depth=2))
+    kinds = {RichProgressBar: ProgressBar, RichModelSummary: ModelSummary}
+    return [c for c in wanted if isinstance(c, ModelCheckpoint) or not _has(present, kinds.get(type(c), type(c)))]
+
+
+def _has(callbacks: list[Callback], kind: type) -> bool:
+    return any(isinstance(callback, kind) for callback in callbacks)
+
+
+def _with_atomic_checkpoints(plugins: Any) -> list[Any]:
+    """The configured plugins, with AtomicCheckpointIO unless another CheckpointIO is chosen."""
+    plugins = [] if plugins is None else list(plugins) if isinstance(plugins, list) else [plugins]
+    if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
+        plugins.append(AtomicCheckpointIO())
+    return plugins
 
 
 def _file_logger(logger: object) -> Namespace | None:
@@ -103,6 +228,45 @@ def _log_root(logger: Namespace | None, default_root_dir: str | None) -> Path:
     return Path(args.get("save_dir") or default_root_dir or ".") / (args.get("name") or "")
 
 
+def resolve_arguments(argv: list[str]) -> list[str]:
+    """Recipe names after --config made paths; renamed options spelled the current way."""
+    resolved = []
+    for i, arg in enumerate(argv):
+        if i > 0 and argv[i - 1] in ("--config", "-c"):
+            arg = str(recipe_path(arg))
+        elif arg.startswith("--config="):
+            arg = f"--config={recipe_path(arg.removeprefix('--config='))}"
+        elif arg.startswith("--data.fallback_dirs"):
+            raise UserError("--data.fallback_dirs is gone: name the data folder with --data.data_dir "
+                            "or the DIGIT_RECOGNIZER_DATA environment variable")
+        for old, new in RENAMED_OPTIONS:
+            if arg.startswith(old) and not arg.startswith(new):
+                print(f"note: {old}… is now spelled {new}…", file=sys.stderr)
+                arg = new + arg.removeprefix(old)
+        resolved.append(arg)
+    return resolved
+
+
+def overview() -> str:
+    """`python -m digit_recognizer --help`: every subcommand, LightningCLI's and the package's."""
+    width = max(map(len, COMMANDS))
+    lines = [
+        "usage: python -m digit_recognizer [--verbose] SUBCOMMAND [options]",
+        "",
+        "Train a CNN for Kaggle's Digit Recognizer, inspect it in TensorBoard, write the submission.",
+        "",
+        "subcommands:",
+        *(f"  {name:<{width}}  {text}" for name, text in COMMANDS.items()),
+        "",
+        "options:",
+        f"  {'--verbose':<{width}}  show the traceback of an error (before the subcommand)",
+        f"  {'-h, --help':<{width}}  this message; SUBCOMMAND --help lists a subcommand's options",
+        "",
+        "Recipes by name: --config cnn.yaml (the default), quick.yaml, best.yaml, strong.yaml.",
+    ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point; `--verbose` before the subcommand shows tracebacks of user errors.
 
@@ -111,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     """
     # Lightning 2.6 on torch 2.14 warns about its own use of a torch internal on every batch.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
-    # validate/test/predict with configs/best.yaml: the checkpoint's state_dict already holds the
+    # validate/test/predict with best.yaml: the checkpoint's state_dict already holds the
     # averaged weights, which is what these commands should use.
     warnings.filterwarnings("ignore", message=r"You're using the WeightAveraging callback, but loading a checkpoint")
     # val_fraction 0 (every row trains): the data module returns no validation batches on purpose.
@@ -123,11 +287,16 @@ def main(argv: list[str] | None = None) -> None:
     verbose = bool(argv) and argv[0] == "--verbose"  # validate/test have their own --verbose
     if verbose:
         argv.pop(0)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(overview())
+        sys.exit(0 if argv else 2)
     try:
-        if argv[:1] == ["report"]:  # not a Trainer subcommand: it only reads a finished run's files
+        from digit_recognizer.commands import ensemble, report  # noqa: PLC0415 - only when used
+
+        if argv[0] == "report":  # not a Trainer subcommand: it only reads a finished run's files
             return report.main(argv[1:])
-        if argv[:1] == ["ensemble"]:  # one `fit` per seed, then `predict` with all of them
-            return seed_ensemble.main(argv[1:], DigitCLI)
+        if argv[0] == "ensemble":  # one `fit` per member, then `predict` with all of them
+            return ensemble.main(argv[1:], DigitCLI)
         DigitCLI(args=argv)
     except (UserError, MisconfigurationException) as exc:  # Lightning's: settings that contradict
         if verbose:

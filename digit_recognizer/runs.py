@@ -1,7 +1,7 @@
 """Where runs keep their checkpoints, and how `last` and `best` find them in a new process.
 
-A run is a TensorBoard logger folder, `lightning_logs/version_N/`, with its checkpoints in
-`checkpoints/`. Lightning resolves `--ckpt_path last` only inside the *new* run's folder, so it
+A run is a TensorBoard logger folder, `lightning_logs/version_N/` (claimed by RunLogger), with its
+checkpoints in `checkpoints/`. Lightning resolves `--ckpt_path last` only inside the *new* run's folder, so it
 silently starts from scratch; here `last` and `best` mean the newest earlier run's checkpoint.
 """
 
@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
+
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from torch.utils.tensorboard import SummaryWriter
 
 from digit_recognizer.checkpoints import read_checkpoint
 from digit_recognizer.errors import CheckpointError
@@ -67,3 +73,59 @@ def _best_recorded_in(last: Path) -> Path | None:
             if best.is_file():
                 return best
     return None
+
+
+class RunLogger(TensorBoardLogger):
+    """TensorBoardLogger that claims a new run folder with one `mkdir`, and can take back what it wrote.
+
+    TensorBoardLogger picks "highest version + 1" and creates the folder later, so two runs started
+    at the same moment can pick the same number; an exclusive mkdir makes the second one move on.
+    Lightning creates the event file while it sets a run up, before the data is even read, so a
+    command that fails there would leave an empty run folder (or an empty event file in the run it
+    was to score); `discard` removes exactly what this process added.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._claimed: Path | None = None
+        self._made_root = False
+        self._files_before: set[Path] | None = None
+
+    def _get_next_version(self) -> int:
+        if rank_zero_only.rank != 0:  # only process 0 claims; the others get its folder by broadcast
+            return super()._get_next_version()
+        root = Path(self.root_dir)
+        self._made_root = not root.exists()
+        root.mkdir(parents=True, exist_ok=True)
+        version = max((int(m.group(1)) for p in root.iterdir() if (m := _VERSION.match(p.name))), default=-1) + 1
+        while True:
+            try:
+                (root / f"version_{version}").mkdir()
+            except FileExistsError:
+                version += 1
+                continue
+            self._claimed = root / f"version_{version}"
+            return version
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> SummaryWriter:
+        if self._experiment is None:
+            folder = Path(self.log_dir)
+            self._files_before = set(folder.iterdir()) if folder.is_dir() else set()
+        return super().experiment
+
+    def discard(self) -> None:
+        """Close the event file and remove what this process added to the run folder."""
+        if self._experiment is not None:
+            self._experiment.close()
+            self._experiment = None
+        folder = Path(self.log_dir)
+        if self._files_before is not None and folder.is_dir():
+            for path in set(folder.iterdir()) - self._files_before:
+                if path.name.startswith("events.out.tfevents.") or path.name == "hparams.yaml":
+                    path.unlink()
+        self._files_before = None
+        for made, empty in ((self._claimed is not None, self._claimed), (self._made_root, Path(self.root_dir))):
+            if made and empty is not None and empty.is_dir() and not any(empty.iterdir()):
+                empty.rmdir()

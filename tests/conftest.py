@@ -16,7 +16,7 @@ from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.data.csv import write_digits_csv
 
 REPO = Path(__file__).resolve().parents[1]
-CNN_CONFIG = REPO / "configs" / "cnn.yaml"
+CNN_CONFIG = REPO / "configs" / "cnn.yaml"  # also what a run without --config starts from
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
@@ -70,7 +70,6 @@ def tiny_run_args(data_dir: Path, *extra: str, config: Path = CNN_CONFIG) -> lis
     return [
         "--config", str(config),
         "--data.data_dir", str(data_dir),
-        "--data.fallback_dirs", "[]",
         "--data.download", "false",
         "--data.batch_size", "32",
         "--trainer.max_epochs", "1",
@@ -92,5 +91,5 @@ def tiny_trainer(root: Path, **settings) -> Trainer:
 
 
 def tiny_datamodule(data_dir: Path, tmp_path: Path, **settings) -> KaggleDigitsDataModule:
-    return KaggleDigitsDataModule(data_dir=str(data_dir), fallback_dirs=[], download=False,
+    return KaggleDigitsDataModule(data_dir=str(data_dir), download=False,
                                   cache_dir=str(tmp_path / "cache"), batch_size=32, **settings)

@@ -16,7 +16,7 @@ from digit_recognizer.callbacks import RandomStateCheckpoint
 from digit_recognizer.cli import main
 from digit_recognizer.checkpoints import AtomicCheckpointIO, check_checkpoint
 from digit_recognizer.errors import CheckpointError
-from digit_recognizer.module import DigitClassifier
+from digit_recognizer.classifier import DigitClassifier
 
 from conftest import CNN_CONFIG, run_cli, tiny_run_args
 

@@ -10,9 +10,10 @@ from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from digit_recognizer.callbacks import InterruptCheckpoint, SWAWeightAveraging
+from digit_recognizer.callbacks import InterruptCheckpoint
+from digit_recognizer.training import SWAWeightAveraging
 from digit_recognizer.errors import UserError
-from digit_recognizer.module import DigitClassifier
+from digit_recognizer.classifier import DigitClassifier
 
 from conftest import REPO, run_cli, tiny_datamodule, tiny_run_args, tiny_trainer, write_tiny_data
 
@@ -74,7 +75,7 @@ def test_print_config_shows_the_best_recipe():
     assert config["model"]["label_smoothing"] == 0.1 and config["data"]["val_fraction"] == 0.0
     assert config["model"]["scheduler"]["init_args"]["final_div_factor"] == 0.2
     averaging = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("WeightAveraging")]
-    assert [c["class_path"] for c in averaging] == ["digit_recognizer.callbacks.SWAWeightAveraging"]
+    assert [c["class_path"] for c in averaging] == ["digit_recognizer.training.SWAWeightAveraging"]
     assert averaging[0]["init_args"]["start_epoch"] == 0.5
     assert config["ensemble"]["shifts"] == [[1, 0], [-1, 0], [0, 1], [0, -1]]
 

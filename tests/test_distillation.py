@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from digit_recognizer.data.datamodule import to_model_input
-from digit_recognizer.ensemble import AveragedNetworks, load_network
+from digit_recognizer.inference import AveragedNetworks, load_network
 from digit_recognizer.errors import CheckpointError, UserError
 from digit_recognizer.models import DigitCNN
-from digit_recognizer.module import DigitClassifier
+from digit_recognizer.training import Distillation
+from digit_recognizer.classifier import DigitClassifier
 
 from conftest import run_cli, tiny_datamodule, tiny_trainer, workdir_args, write_tiny_data
 from test_bad_input import one_line_error
@@ -32,48 +33,49 @@ def teacher(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def test_the_training_loss_mixes_labels_and_the_teachers_mean_probability():
-    model = DigitClassifier(label_smoothing=0.1, distillation_weight=0.25)
+    distillation = Distillation(weight=0.25)
+    model = DigitClassifier(label_smoothing=0.1, distillation=distillation)
     a, b = Constant([2.0, *[0.0] * 9]), Constant([0.0, 0.0, 3.0, *[0.0] * 7])
-    model.teacher = (AveragedNetworks([a, b]),)
+    distillation._teacher = (AveragedNetworks([a, b]),)
     images, labels = torch.rand(4, 1, 28, 28), torch.tensor([0, 2, 5, 9])
-    loss, logits = model._loss_and_logits([images, labels], "train")
+    logits = model(images)
+    loss = model.training_loss(logits, images, labels)
     taught = (a(images).softmax(1) + b(images).softmax(1)) / 2
     expected = 0.75 * F.cross_entropy(logits, labels, label_smoothing=0.1) + 0.25 * F.cross_entropy(logits, taught)
     torch.testing.assert_close(loss, expected)
-    val_loss, val_logits = model._loss_and_logits([images, labels], "val")
-    torch.testing.assert_close(val_loss, F.cross_entropy(val_logits, labels), msg="validation scores the labels alone")
 
 
 def test_a_student_trains_and_saves_only_its_own_network(teacher, tmp_path, monkeypatch):
     root, path = teacher
-    student = DigitClassifier(teachers=[str(path)])
+    student = DigitClassifier(distillation=Distillation([str(path)]))
     trainer = tiny_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
     reads, load = [], torch.load
     monkeypatch.setattr(torch, "load", lambda file, *args, **kwargs: reads.append(file) or load(file, *args, **kwargs))
     trainer.fit(student, datamodule=tiny_datamodule(root / "data", tmp_path))
     monkeypatch.undo()
     assert reads.count(str(path)) == 1, "each teacher checkpoint is read once, for its split and its weights"
-    assert not student.teacher[0].training, "teachers predict in eval mode (no dropout) throughout"
-    assert not any(p.requires_grad for p in student.teacher[0].parameters())
+    teachers = student.distillation.network
+    assert not teachers.training, "teachers predict in eval mode (no dropout) throughout"
+    assert not any(p.requires_grad for p in teachers.parameters())
     saved = tmp_path / "student.ckpt"
     trainer.save_checkpoint(saved)
     checkpoint = torch.load(saved, weights_only=True)
     assert checkpoint["state_dict"].keys() == torch.load(path, weights_only=True)["state_dict"].keys(), \
         "the teachers stay out of the student's checkpoint"
-    assert checkpoint["hyper_parameters"]["teachers"] == [str(path)]
+    assert checkpoint["hyper_parameters"]["distillation"]["teachers"] == [str(path)]
 
 
 def test_a_teacher_of_another_validation_split_is_refused(teacher, tmp_path):
     root, path = teacher
     trainer = tiny_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
     with pytest.raises(UserError, match=r"teacher.ckpt: this teacher trained with val_fraction 0.1 and split_seed 42"):
-        trainer.fit(DigitClassifier(teachers=[str(path)]), datamodule=tiny_datamodule(root / "data", tmp_path, split_seed=7))
+        trainer.fit(DigitClassifier(distillation=Distillation([str(path)])), datamodule=tiny_datamodule(root / "data", tmp_path, split_seed=7))
 
 
 def test_a_student_on_every_row_may_use_any_teacher(teacher, tmp_path):
     root, path = teacher
     trainer = tiny_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
-    trainer.fit(DigitClassifier(teachers=[str(path)]), datamodule=tiny_datamodule(root / "data", tmp_path, val_fraction=0.0))
+    trainer.fit(DigitClassifier(distillation=Distillation([str(path)])), datamodule=tiny_datamodule(root / "data", tmp_path, val_fraction=0.0))
     assert trainer.state.finished
 
 
@@ -81,19 +83,19 @@ def test_a_missing_teacher_fails_before_training(tmp_path):
     data = write_tiny_data(tmp_path)
     trainer = tiny_trainer(tmp_path, max_epochs=1)
     with pytest.raises(CheckpointError, match="nope.ckpt: checkpoint file not found"):
-        trainer.fit(DigitClassifier(teachers=[str(tmp_path / "nope.ckpt")]), datamodule=tiny_datamodule(data, tmp_path))
+        trainer.fit(DigitClassifier(distillation=Distillation([str(tmp_path / "nope.ckpt")])), datamodule=tiny_datamodule(data, tmp_path))
     assert trainer.global_step == 0
 
 
 def test_the_distillation_weight_is_a_share():
-    with pytest.raises(UserError, match="distillation_weight must be between 0 and 1, not 1.5"):
-        DigitClassifier(distillation_weight=1.5)
+    with pytest.raises(UserError, match="distillation.weight must be between 0 and 1, not 1.5"):
+        Distillation(weight=1.5)
 
 
 def test_the_cli_takes_teachers_and_reports_a_wrong_split_in_one_line(teacher):
     root, path = teacher
-    run_cli("fit", *workdir_args(root, "--model.teachers", f"[{path}]"), cwd=root)
-    result = run_cli("fit", *workdir_args(root, "--model.teachers", f"[{path}]", "--data.split_seed", "3"), cwd=root, check=False)
+    run_cli("fit", *workdir_args(root, "--model.distillation.teachers", f"[{path}]"), cwd=root)
+    result = run_cli("fit", *workdir_args(root, "--model.distillation.teachers", f"[{path}]", "--data.split_seed", "3"), cwd=root, check=False)
     assert one_line_error(result.returncode, result.stderr) == (
         f"error: {path}: this teacher trained with val_fraction 0.1 and split_seed 42, so it saw rows this run "
         f"validates on (val_fraction 0.1, split_seed 3); use teachers of the same split"
@@ -108,7 +110,7 @@ def test_ensemble_distill_submits_one_student_taught_by_every_member(tmp_path):
     members = [member(tmp_path, version) for version in (0, 1)]
     student = member(tmp_path, 2)
     assert "distilled network (seed 1): " in result.stdout
-    taught_by = torch.load(student, weights_only=True)["hyper_parameters"]["teachers"]
+    taught_by = torch.load(student, weights_only=True)["hyper_parameters"]["distillation"]["teachers"]
     assert [(tmp_path / path).resolve() for path in taught_by] == [path.resolve() for path in members]
 
     datamodule = tiny_datamodule(tmp_path / "data", tmp_path)
@@ -127,5 +129,5 @@ def test_a_teacher_that_does_not_record_its_split_is_refused(teacher, tmp_path):
     torch.save(checkpoint, foreign)
     trainer = tiny_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
     with pytest.raises(UserError, match="foreign.ckpt: the checkpoint does not record its validation split"):
-        trainer.fit(DigitClassifier(teachers=[str(foreign)]), datamodule=tiny_datamodule(root / "data", tmp_path))
+        trainer.fit(DigitClassifier(distillation=Distillation([str(foreign)])), datamodule=tiny_datamodule(root / "data", tmp_path))
     assert trainer.global_step == 0

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from digit_recognizer.ensemble import AveragedNetworks, load_network, shifted_views
+from digit_recognizer.inference import AveragedNetworks, load_network, shifted_views
 from digit_recognizer.errors import CheckpointError, UserError
-from digit_recognizer.callbacks import InferenceEnsemble
+from digit_recognizer.callbacks import InferenceAveraging
 from digit_recognizer.models import DigitCNN
 
 
@@ -75,5 +75,5 @@ def test_a_checkpoint_of_another_network_is_a_one_line_error(tmp_path):
 
 
 def test_shifts_as_large_as_the_image_are_refused():
-    with pytest.raises(UserError, match="ensemble.shifts"):
-        InferenceEnsemble(shifts=[(28, 0)])
+    with pytest.raises(UserError, match="inference.shifts"):
+        InferenceAveraging(shifts=[(28, 0)])

@@ -9,12 +9,12 @@ import torch
 
 from lightning.pytorch import Trainer
 
-from digit_recognizer.callbacks import InferenceEnsemble
+from digit_recognizer.callbacks import InferenceAveraging
 from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.data.datamodule import to_model_input
-from digit_recognizer.ensemble import load_network, shifted_views
+from digit_recognizer.inference import load_network, shifted_views
 from digit_recognizer.models import DigitCNN
-from digit_recognizer.module import DigitClassifier
+from digit_recognizer.classifier import DigitClassifier
 
 from conftest import run_cli, workdir_args, write_tiny_data
 
@@ -55,7 +55,7 @@ def test_predict_returns_the_mean_probability_of_members_and_shifts(workdir):
     datamodule = KaggleDigitsDataModule(data_dir=str(workdir / "data"), download=False, cache_dir=str(workdir / "cache"))
     shifts = [(1, 0), (0, -2)]
     trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
-                      callbacks=[InferenceEnsemble(checkpoints=[second], shifts=shifts)])
+                      callbacks=[InferenceAveraging(checkpoints=[second], shifts=shifts)])
     model = DigitClassifier()
     predicted = torch.cat(trainer.predict(model, datamodule=datamodule, ckpt_path=first))
     assert isinstance(model.network, DigitCNN)
@@ -74,7 +74,7 @@ def test_validate_scores_the_ensemble_and_the_shifts(workdir):
 
     def val_loss(**ensemble) -> float:
         trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
-                          callbacks=[InferenceEnsemble(**ensemble)])
+                          callbacks=[InferenceAveraging(**ensemble)])
         return trainer.validate(DigitClassifier(), datamodule=datamodule, ckpt_path=first, verbose=False)[0]["val/loss"]
 
     single = val_loss()
@@ -82,8 +82,8 @@ def test_validate_scores_the_ensemble_and_the_shifts(workdir):
     assert val_loss(checkpoints=[second]) != single, "validate must score both members"
     both = val_loss(checkpoints=[second], shifts=[(1, 0), (-1, 0), (0, 1), (0, -1)])
 
-    result = run_cli("validate", *workdir_args(workdir, "--ckpt_path", first, "--ensemble.checkpoints", f"[{second}]",
-                                      "--ensemble.shifts", SHIFTS), cwd=workdir)
+    result = run_cli("validate", *workdir_args(workdir, "--ckpt_path", first, "--inference.checkpoints", f"[{second}]",
+                                      "--inference.shifts", SHIFTS), cwd=workdir)
     assert float(re.search(r"val/loss\s*│\s*([0-9.]+)", result.stdout).group(1)) == pytest.approx(both, abs=1e-5)
 
 
@@ -91,7 +91,7 @@ def test_a_checkpoint_of_another_network_is_a_one_line_error(workdir, tmp_path):
     other = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"network.features.0.0.weight": torch.zeros(8, 1, 3, 3)}}, other)
     result = run_cli("predict", *workdir_args(workdir, "--ckpt_path", str(member(workdir, 0)), "--submission.path",
-                                     str(tmp_path / "s.csv"), "--ensemble.checkpoints", f"[{other}]"), cwd=workdir, check=False)
+                                     str(tmp_path / "s.csv"), "--inference.checkpoints", f"[{other}]"), cwd=workdir, check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert re.match(r"error: .*other.ckpt: not the same network", result.stderr.strip().splitlines()[-1])
     assert not (tmp_path / "s.csv").exists()

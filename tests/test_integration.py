@@ -25,7 +25,7 @@ def test_three_epochs_on_2700_real_rows_reach_93_percent(tmp_path: Path, monkeyp
     monkeypatch.chdir(tmp_path)
     cli = DigitCLI(args=[
         "fit", "--config", str(CNN_CONFIG),
-        "--data.data_dir", str(data), "--data.fallback_dirs", "[]", "--data.download", "false",
+        "--data.data_dir", str(data), "--data.download", "false",
         "--trainer.max_epochs", "3", "--data.batch_size", "16",
         "--trainer.enable_model_summary", "false",
     ])

@@ -6,7 +6,7 @@ from lightning.pytorch.callbacks import ModelSummary
 from torch import nn
 
 from digit_recognizer.models import DigitCNN
-from digit_recognizer.module import DigitClassifier
+from digit_recognizer.classifier import DigitClassifier
 
 from conftest import tiny_datamodule, tiny_trainer
 

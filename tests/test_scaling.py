@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from digit_recognizer.data.in_memory import DigitTensors, collate_batch
-from digit_recognizer.module import DigitClassifier
+from digit_recognizer.classifier import DigitClassifier
 
 from conftest import run_cli, tiny_run_args
 

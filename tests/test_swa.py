@@ -5,9 +5,9 @@ import torch
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 
-from digit_recognizer.callbacks import SWAWeightAveraging
+from digit_recognizer.training import SWAWeightAveraging
 from digit_recognizer.errors import UserError
-from digit_recognizer.module import DigitClassifier
+from digit_recognizer.classifier import DigitClassifier
 
 from conftest import run_cli, tiny_datamodule, tiny_run_args, tiny_trainer
 from test_bad_input import one_line_error
@@ -103,7 +103,7 @@ def test_a_second_weight_average_is_a_user_error(tiny_data, tmp_path):
 
 
 def test_the_cli_takes_it_as_a_callback_and_refuses_a_bad_start_in_one_line(tiny_data, tmp_path):
-    swa = ["--trainer.callbacks+=digit_recognizer.callbacks.SWAWeightAveraging", "--trainer.callbacks.start_epoch"]
+    swa = ["--trainer.callbacks+=digit_recognizer.training.SWAWeightAveraging", "--trainer.callbacks.start_epoch"]
     run_cli("fit", *tiny_run_args(tiny_data, *swa, "0"), cwd=tmp_path)
     state = torch.load(tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt", weights_only=False)
     assert state["averaging_state"]["n_averaged"] == 3

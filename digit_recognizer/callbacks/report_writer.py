@@ -7,7 +7,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zer
 
 from digit_recognizer.callbacks.inspection import tensorboard_logger
 from digit_recognizer.errors import UserError
-from digit_recognizer.report import write_report
+from digit_recognizer.commands.report import write_report
 
 
 class ReportWriter(Callback):

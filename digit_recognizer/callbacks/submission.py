@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,9 +11,11 @@ import pandas as pd
 import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_warn
 
-from digit_recognizer.constants import SUBMISSION_COLUMNS
+from digit_recognizer.constants import NUM_CLASSES, SUBMISSION_COLUMNS
+from digit_recognizer.errors import UserError
 from digit_recognizer.files import atomic_path
 from digit_recognizer.runs import run_dir_of
 
@@ -63,7 +66,33 @@ class SubmissionWriter(BasePredictionWriter):
             rank_zero_warn(f"the submission covers {len(indices)} of {expected} test images (limit_predict_batches?)")
         self.written = self.output_path(trainer)
         write_submission(self.written, indices, labels)
-        print(f"Submission ({len(labels)} rows) written to {self.written}")
+        print(submission_summary(self.written, labels, getattr(trainer.datamodule, "hparams", {}).get("source")))
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        """An unusable target is an error before any image is predicted, not after."""
+        if trainer.state.fn == TrainerFn.PREDICTING and trainer.is_global_zero:
+            check_writable(self.output_path(trainer))
+
+
+def check_writable(path: Path) -> None:
+    """A one-line UserError unless a file can be written at `path` (its folder may not exist yet)."""
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; --submission.path takes a file name, e.g. {path / SUBMISSION_FILE}")
+    folder = next((parent for parent in (path.parent, *path.parent.parents) if parent.exists()), Path("."))
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{path}: cannot write the submission there (no write permission in {folder})")
+
+
+def submission_summary(path: Path, labels: torch.Tensor, source: str | None) -> str:
+    """What was written, how many of each digit, and how to upload it."""
+    counts = torch.bincount(labels, minlength=NUM_CLASSES).tolist()
+    lines = [f"Submission ({len(labels)} rows) written to {path}",
+             "Digits: " + ", ".join(f"{digit}: {count}" for digit, count in enumerate(counts))]
+    if source == "mnist":
+        lines.append("These are MNIST's test images (--data.source mnist): not a Kaggle submission.")
+    else:
+        lines.append(f"Upload: kaggle competitions submit -c digit-recognizer -f {path} -m \"your message\"")
+    return "\n".join(lines)
 
 
 def _flatten(nested: Any) -> Iterator[int]:

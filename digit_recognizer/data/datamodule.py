@@ -8,6 +8,7 @@ split is moved there once, and a batch is one index operation on it: no per-samp
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -18,7 +19,7 @@ from torch.utils.data import DataLoader
 from digit_recognizer.constants import NUM_CLASSES, PIXEL_MAX, TEST_FILE, TRAIN_FILE
 from digit_recognizer.data.augment import BatchRandomWarp, batch_mixer
 from digit_recognizer.data.cache import load_digits
-from digit_recognizer.data.download import fetch_competition_data
+from digit_recognizer.data.sources import existing_csv, find_competition_files, mnist_folder, resolve_data_dir
 from digit_recognizer.data.in_memory import DigitTensors, collate_batch
 from digit_recognizer.data.split import stratified_split
 from digit_recognizer.errors import DataError
@@ -28,9 +29,13 @@ class KaggleDigitsDataModule(LightningDataModule):
     """The Kaggle "Digit Recognizer" data with the reference recipe's split and augmentation.
 
     Args:
-        data_dir: Folder with train.csv and test.csv (each plain or .gz); fetched into it when absent.
-        fallback_dirs: Folders read in place when data_dir has no CSVs (tried before fetching).
-        download: Fetch the CSVs (Kaggle API, else MNIST through torchvision) when none are found.
+        data_dir: Folder with train.csv and test.csv (each plain or .gz) or Kaggle's
+            digit-recognizer.zip; default: $DIGIT_RECOGNIZER_DATA, else ./data.
+        source: "kaggle": the competition's files; "mnist": MNIST's 70,000 images in the same
+            layout, fetched through torchvision into data_dir/mnist (its predictions are no
+            Kaggle submission).
+        download: When data_dir has no competition files, download them with the Kaggle API
+            (needs the `kaggle` package and your credentials).
         cache_dir: Where parsed tensors are cached; default ~/.cache/digit_recognizer.
         batch_size: Images per batch on each device.
         val_fraction: Share of train.csv held out for validation, stratified by label; 0 trains on all.
@@ -53,8 +58,8 @@ class KaggleDigitsDataModule(LightningDataModule):
 
     def __init__(
         self,
-        data_dir: str = "data",
-        fallback_dirs: tuple[str, ...] = (),
+        data_dir: str | None = None,
+        source: Literal["kaggle", "mnist"] = "kaggle",
         download: bool = True,
         cache_dir: str | None = None,
         batch_size: int = 86,
@@ -91,29 +96,31 @@ class KaggleDigitsDataModule(LightningDataModule):
         self.val_set: DigitTensors | None = None
         self.test_set: DigitTensors | None = None
         self.predict_set: DigitTensors | None = None
+        self._source_dir: Path | None = None
 
     # -- locating and fetching the files ------------------------------------------------------
 
-    def _source_dir(self) -> Path | None:
-        """The first of data_dir and fallback_dirs that holds a competition CSV."""
-        for folder in (self.hparams.data_dir, *self.hparams.fallback_dirs):
-            if any(_existing(Path(folder) / name) for name in (TRAIN_FILE, TEST_FILE)):
-                return Path(folder)
-        return None
+    def prepare_data(self) -> None:
+        """Find (or unpack, or download) the files before any long work starts."""
+        stage = self.trainer.state.fn if self.trainer is not None else None
+        named = {"predict": self.hparams.predict_csv, "test": self.hparams.test_csv}.get(stage)
+        if not named:  # a stage given its own CSV needs no data folder
+            self.source_dir()
+
+    def source_dir(self) -> Path:
+        """The folder that holds the CSVs of this run's source (see `data.sources`)."""
+        if self._source_dir is None:
+            folder, chosen = resolve_data_dir(self.hparams.data_dir)
+            if self.hparams.source == "mnist":
+                self._source_dir = mnist_folder(folder)
+            else:
+                self._source_dir = find_competition_files(folder, chosen, self.hparams.download)
+        return self._source_dir
 
     def csv_path(self, name: str) -> Path:
         """Path of train.csv or test.csv (or its .gz) in the source folder."""
-        folder = self._source_dir()
-        if folder is None:
-            raise DataError(
-                f"{self.hparams.data_dir}: no {TRAIN_FILE} or {TEST_FILE} (plain or .gz); "
-                "put them there or set --data.download true to fetch them"
-            )
-        return _existing(folder / name) or folder / name
-
-    def prepare_data(self) -> None:
-        if self._source_dir() is None and self.hparams.download:
-            fetch_competition_data(Path(self.hparams.data_dir))
+        folder = self.source_dir()
+        return existing_csv(folder / name) or folder / name
 
     # -- datasets -----------------------------------------------------------------------------
 
@@ -215,11 +222,3 @@ class KaggleDigitsDataModule(LightningDataModule):
 def to_model_input(images: Tensor) -> Tensor:
     """uint8 (B, 28, 28) -> float32 (B, 1, 28, 28) in [0, 1], the scaling the reference used."""
     return images.unsqueeze(1).to(torch.float32).div_(PIXEL_MAX)
-
-
-def _existing(path: Path) -> Path | None:
-    """The path itself or its .gz twin, whichever exists."""
-    for candidate in (path, path.with_name(path.name + ".gz")):
-        if candidate.is_file():
-            return candidate
-    return None

@@ -3,8 +3,8 @@ ensemble's submission: `predict` with every network's probabilities averaged.
 
 Each seed is an ordinary `fit` run (its own lightning_logs/version_N with checkpoints and events),
 so a seed that finished can be scored or resumed alone. Any other argument is passed to `fit` and
-to `predict`, e.g. `--config configs/cnn.yaml` or `--ensemble.shifts [[1,0],[-1,0]]`. With
-`--distill`, one more network (the first seed's) learns from all of them (`model.teachers`), and
+to `predict`, e.g. `--config best.yaml` or `--inference.shifts [[1,0],[-1,0]]`. With
+`--distill`, one more network (the first seed's) learns from all of them (`model.distillation.teachers`), and
 the submission is that single network's.
 """
 
@@ -22,7 +22,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="python -m digit_recognizer ensemble",
         description="Train one network per seed, one after another, and write the ensemble's submission.",
-        epilog="Other arguments go to fit and predict, e.g. --config configs/cnn.yaml --submission.path ens.csv",
+        epilog="Other arguments go to fit and predict, e.g. --config best.yaml --submission.path ens.csv",
     )
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="training seeds, one network each")
     parser.add_argument("--distill", action="store_true",
@@ -37,12 +37,12 @@ def main(argv: list[str], cli_class: type[LightningCLI]) -> None:
     for seed, checkpoint in zip(options.seeds, checkpoints):
         print(f"ensemble member (seed {seed}): {checkpoint}")
     if options.distill:
-        student = fit_one(cli_class, [*args, "--model.teachers", json.dumps(checkpoints)], options.seeds[0])
+        student = fit_one(cli_class, [*args, "--model.distillation.teachers", json.dumps(checkpoints)], options.seeds[0])
         print(f"distilled network (seed {options.seeds[0]}): {student}")
         cli_class(args=["predict", *args, "--ckpt_path", student])
         return
     cli_class(args=["predict", *args, "--ckpt_path", checkpoints[0],
-                    "--ensemble.checkpoints", json.dumps(checkpoints[1:])])
+                    "--inference.checkpoints", json.dumps(checkpoints[1:])])
 
 
 def fit_one(cli_class: type[LightningCLI], args: list[str], seed: int) -> str:

@@ -1,8 +1,8 @@
-"""Averaging class probabilities over several networks and shifted copies of each image.
+"""Inference: class probabilities averaged over several networks and shifted copies of each image.
 
-An ensemble (networks trained with different seeds) and test-time augmentation (the image moved
-by a pixel or two) both average probabilities; here one batch of every shifted copy goes through
-each network at once, on the device, with no per-image Python.
+Networks trained with different seeds (what the `ensemble` command trains) and test-time shifts
+(the image moved by a pixel or two) both average probabilities; here one batch of every shifted
+copy goes through each network at once, on the device, with no per-image Python.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from digit_recognizer.checkpoints import read_checkpoint
+from digit_recognizer.checkpoints import network_settings, read_checkpoint
 from digit_recognizer.errors import CheckpointError
+from digit_recognizer.models import build_network
 
 Shift = tuple[int, int]  # (dx, dy) in pixels: +dx moves the digit right, +dy down
 
@@ -73,3 +74,10 @@ def load_network(path: str | Path, like: nn.Module, prefix: str = "network.",
         raise CheckpointError(f"{path}: not the same network as the other checkpoints "
                               f"({textwrap.shorten(details[0], 160)})") from None
     return network
+
+
+def network_from_checkpoint(path: str | Path, checkpoint: dict[str, Any] | None = None) -> nn.Module:
+    """The trained network a checkpoint holds, built from the class and arguments it records, in eval mode."""
+    checkpoint = checkpoint if checkpoint is not None else read_checkpoint(path)
+    like = build_network(network_settings(path, checkpoint))
+    return load_network(path, like=like, checkpoint=checkpoint).eval()

@@ -1,4 +1,4 @@
-"""InferenceEnsemble: validate, test and predict with several checkpoints and shifted images."""
+"""InferenceAveraging: validate, test and predict with several checkpoints and shifted images."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 
 from digit_recognizer.constants import IMAGE_SIZE
-from digit_recognizer.ensemble import AveragedNetworks, Shift, load_network
 from digit_recognizer.errors import UserError
+from digit_recognizer.inference import AveragedNetworks, Shift, network_from_checkpoint
 
 EVALUATING = (TrainerFn.VALIDATING, TrainerFn.TESTING, TrainerFn.PREDICTING)
 
 
-class InferenceEnsemble(Callback):
+class InferenceAveraging(Callback):
     """Average class probabilities over `--ckpt_path`'s network, the extra checkpoints' networks,
     and shifted copies of every image, in `validate`, `test` and `predict` (`fit` is unchanged).
 
@@ -21,7 +21,7 @@ class InferenceEnsemble(Callback):
     test/acc, the confusion matrix and the submission all score the ensemble.
 
     Args:
-        checkpoints: More checkpoints of the same network, averaged with `--ckpt_path`'s.
+        checkpoints: More checkpoints (of any of the package's networks), averaged with `--ckpt_path`'s.
         shifts: Extra (dx, dy) pixel shifts averaged with the unshifted image (test-time
             augmentation), e.g. [[1,0],[-1,0],[0,1],[0,-1]]; empty: none.
     """
@@ -30,7 +30,7 @@ class InferenceEnsemble(Callback):
         self.checkpoints = list(checkpoints or [])
         self.shifts = [tuple(shift) for shift in shifts or []]
         if any(abs(d) >= IMAGE_SIZE for shift in self.shifts for d in shift):
-            raise UserError(f"ensemble.shifts must be smaller than the image ({IMAGE_SIZE} px): {self.shifts}")
+            raise UserError(f"inference.shifts must be smaller than the image ({IMAGE_SIZE} px): {self.shifts}")
         self.members: list[nn.Module] = []
         self.single: nn.Module | None = None  # the module's own network while the average stands in
 
@@ -41,7 +41,8 @@ class InferenceEnsemble(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Read the extra checkpoints early, so that a wrong one fails before any batch."""
         if self.active and trainer.state.fn in EVALUATING:
-            self.members = [load_network(path, like=pl_module.network) for path in self.checkpoints]
+            # Each member is built from its own checkpoint's settings: an ensemble may mix networks.
+            self.members = [network_from_checkpoint(path) for path in self.checkpoints]
 
     def _swap_in(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # After the checkpoint restore and model.eval(): the members join in eval mode on the device.

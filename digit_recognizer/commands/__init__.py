@@ -1,0 +1,1 @@
+"""Subcommands that are not Trainer stages: `report` reads a finished run, `ensemble` trains several."""

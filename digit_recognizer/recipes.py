@@ -1,0 +1,44 @@
+"""The shipped recipes (configs/*.yaml), found by name from any folder.
+
+The repository's top-level `configs/` folder is installed as the package `digit_recognizer.configs`
+(setup.cfg maps it), so `--config cnn.yaml` works after `pip install` wherever the user is; a path
+to a file still wins over a recipe of the same name.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from digit_recognizer.errors import UserError
+
+DEFAULT_RECIPE = "cnn.yaml"  # the reference recipe: every run's base config
+
+
+def recipes_dir() -> Path:
+    """The folder of the installed recipes (the repository's configs/ in a source checkout)."""
+    try:
+        return Path(str(resources.files("digit_recognizer.configs")))
+    except ModuleNotFoundError:  # imported from a source tree that was never installed
+        return Path(__file__).resolve().parents[1] / "configs"
+
+
+def recipe_names() -> list[str]:
+    return sorted(path.name for path in recipes_dir().glob("*.yaml"))
+
+
+def recipe_path(name: str) -> Path:
+    """An existing file `name`, else the installed recipe `name` (with or without .yaml)."""
+    given = Path(name)
+    if given.is_file():
+        return given
+    for candidate in (name, f"{name}.yaml"):
+        path = recipes_dir() / candidate
+        if given.parent == Path(".") and path.is_file():
+            return path
+    raise UserError(f"--config {name}: no such file, and no recipe of that name "
+                    f"(recipes: {', '.join(recipe_names())})")
+
+
+def default_config() -> Path:
+    return recipes_dir() / DEFAULT_RECIPE
