@@ -39,6 +39,7 @@ from lightning.pytorch.utilities.exceptions import MisconfigurationException, SI
 
 from digit_recognizer.callbacks import (
     ClassificationInspector,
+    EpochEndSchedulerStep,
     EpochTimer,
     InferenceAveraging,
     InterruptCheckpoint,
@@ -181,11 +182,14 @@ class DigitCLI(LightningCLI):
 def standard_callbacks(trainer_config: dict[str, Any], present: list[Callback]) -> list[Callback]:
     """What every run needs, in code so a user's config cannot lose it; none that `present` has.
 
-    Exact resume (random states, last.ckpt every epoch, a checkpoint on Ctrl-C or SIGTERM) and
+    Exact resume (random states, the pending scheduler step, last.ckpt every epoch, a checkpoint on
+    Ctrl-C or SIGTERM) and
     what the user sees (epoch times, learning rates, progress, the figures of `report`).
     """
-    wanted: list[Callback] = [RandomStateCheckpoint(), InterruptCheckpoint(), EpochTimer(), ReportWriter()]
-    if not any(isinstance(c, ModelCheckpoint) and c.monitor is None and c.filename == Path(LAST).stem for c in present):
+    wanted: list[Callback] = [RandomStateCheckpoint(), EpochEndSchedulerStep(), InterruptCheckpoint(), EpochTimer(),
+                              ReportWriter()]
+    writes_last = any(isinstance(c, ModelCheckpoint) and c.monitor is None and c.filename == Path(LAST).stem for c in present)
+    if trainer_config.get("enable_checkpointing") is not False and not writes_last:
         # last.ckpt after every epoch: what --ckpt_path last resumes (save_last writes it only
         # in epochs that improve the monitored metric).
         wanted.append(ModelCheckpoint(filename=Path(LAST).stem, enable_version_counter=False))

@@ -157,9 +157,9 @@ def test_config_errors_name_the_key(tmp_path, capsys, yaml, key):
 
 def test_contradictory_trainer_settings_are_a_one_line_error(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    status, stderr = run_main(capsys, "fit", "--config", str(CNN_CONFIG), "--trainer.enable_progress_bar", "false")
+    status, stderr = run_main(capsys, "fit", "--config", str(CNN_CONFIG), "--trainer.enable_checkpointing", "false")
     assert status == 2 and "Traceback" not in stderr
-    assert stderr.strip().splitlines()[-1].startswith("error: ") and "RichProgressBar" in stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: ") and "enable_checkpointing=False" in stderr
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,7 @@ def test_print_config_shows_the_best_recipe():
     averaging = [c for c in config["trainer"]["callbacks"] if c["class_path"].endswith("WeightAveraging")]
     assert [c["class_path"] for c in averaging] == ["digit_recognizer.training.SWAWeightAveraging"]
     assert averaging[0]["init_args"]["start_epoch"] == 0.5
-    assert config["ensemble"]["shifts"] == [[1, 0], [-1, 0], [0, 1], [0, -1]]
+    assert config["inference"]["shifts"] == [[1, 0], [-1, 0], [0, 1], [0, -1]]
 
 
 def test_a_resumed_cycle_cannot_change_length(best_run):

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from digit_recognizer.data import cache as cache_module
-from digit_recognizer.data import download
 from digit_recognizer.data.augment import BatchRandomWarp, batch_mixer
 from digit_recognizer.data.cache import load_digits
 from digit_recognizer.data.csv import write_digits_csv
@@ -278,56 +277,8 @@ def test_batch_transfer_mixes_images_and_labels_only_in_training(tiny_data):
     assert torch.equal(unmixed.on_after_batch_transfer(batch, 0)[1], batch[1]), "augment false: no mixing"
 
 
-def test_datamodule_falls_back_to_other_folders(tiny_data, tmp_path):
-    dm = datamodule(tmp_path / "empty", fallback_dirs=(str(tmp_path / "nowhere"), str(tiny_data)))
-    assert dm.csv_path("train.csv") == tiny_data / "train.csv"
-    assert dm.csv_path("test.csv") == tiny_data / "test.csv.gz"
-
-
-def test_datamodule_without_data_or_download_says_what_to_do(tmp_path):
-    dm = datamodule(tmp_path / "empty")
-    dm.prepare_data()
-    with pytest.raises(DataError, match="no train.csv or test.csv.*--data.download true"):
-        dm.setup("fit")
-
-
 def test_bad_val_fraction_is_rejected(tiny_data):
     with pytest.raises(DataError, match="val_fraction"):
         datamodule(tiny_data, val_fraction=1.0)
 
 
-def no_kaggle(data_dir: Path) -> None:
-    raise RuntimeError("no Kaggle credentials")
-
-
-def test_download_falls_back_to_mnist_in_kaggle_layout(tmp_path, monkeypatch):
-    class FakeMNIST:
-        def __init__(self, root, train, download):
-            self.data, self.targets = random_digits(30 if train else 10, seed=int(train))
-
-    import torchvision.datasets
-
-    monkeypatch.setattr(download, "_from_kaggle", no_kaggle)
-    monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
-    dm = KaggleDigitsDataModule(data_dir=str(tmp_path / "data"), download=True, batch_size=8)
-    dm.prepare_data()
-    dm.setup("fit")
-    dm.setup("predict")
-    assert len(dm.train_set) + len(dm.val_set) == 30 and len(dm.predict_set) == 10
-    assert (tmp_path / "data" / download.MNIST_TEST_LABELLED_FILE).is_file()
-    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["test.csv", "test_labelled.csv", "train.csv"]
-
-
-def test_download_without_network_stops_with_one_message(tmp_path, monkeypatch):
-    def offline(data_dir):
-        raise OSError("Temporary failure in name resolution")
-
-    monkeypatch.setattr(download, "_from_kaggle", no_kaggle)
-    monkeypatch.setattr(download, "_from_mnist", offline)
-    dm = KaggleDigitsDataModule(data_dir=str(tmp_path / "data"), download=True)
-    with pytest.raises(DataError) as error:
-        dm.prepare_data()
-    message = str(error.value)
-    assert "\n" not in message
-    assert "Kaggle API: RuntimeError: no Kaggle credentials" in message
-    assert "MNIST via torchvision: OSError" in message and download.COMPETITION_URL in message

@@ -215,7 +215,7 @@ def test_tensorboard_server_lists_the_runs_tags(tiny_run):
         request = {"experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_UNKNOWN"], "colParams": [],
                    "startIndex": 0, "sliceSize": 10}
         (group,) = get_json(f"{base}/hparams/session_groups", request)["sessionGroups"]
-        assert {"batch_size", "conv_dropout", "label_smoothing", "optimizer/name", "optimizer/lr", "scheduler",
+        assert {"batch_size", "network/init_args/conv_dropout", "label_smoothing", "optimizer/name", "optimizer/lr", "scheduler",
                 "max_epochs"} <= set(group["hparams"])
         assert group["hparams"]["optimizer/lr"] == pytest.approx(1e-3) and group["hparams"]["max_epochs"] == 2
         best = max(e.value for e in read_events(tiny_run).Scalars("val/acc"))

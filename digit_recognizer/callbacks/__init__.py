@@ -6,9 +6,10 @@ from digit_recognizer.callbacks.interruption import InterruptCheckpoint
 from digit_recognizer.callbacks.random_state import RandomStateCheckpoint
 from digit_recognizer.callbacks.report_writer import ReportWriter
 from digit_recognizer.callbacks.run_config import RunConfigSaver
+from digit_recognizer.callbacks.scheduler_step import EpochEndSchedulerStep
 from digit_recognizer.callbacks.submission import SubmissionWriter
 
 __all__ = [
-    "ClassificationInspector", "EpochTimer", "InferenceAveraging", "InterruptCheckpoint", "RandomStateCheckpoint",
+    "ClassificationInspector", "EpochEndSchedulerStep", "EpochTimer", "InferenceAveraging", "InterruptCheckpoint", "RandomStateCheckpoint",
     "ReportWriter", "RunConfigSaver", "SubmissionWriter",
 ]

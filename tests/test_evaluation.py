@@ -1,26 +1,25 @@
-"""The benchmark scripts: their arithmetic, and the accuracy script end to end on tiny data and made-up networks."""
+"""Scoring checkpoints on their recorded split (digit_recognizer.evaluation), and the thin
+benchmark scripts over it, end to end on tiny data and made-up networks."""
 
-import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from digit_recognizer import evaluation
 from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_input
 from digit_recognizer.models import DigitCNN
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCHMARKS / f"{name}.py"), *args], capture_output=True, text=True)
 
 
 def test_shared_mistake_counts_counts_networks_per_wrong_image():
-    shared_mistakes = load_script("shared_mistakes")
     labels = torch.tensor([0, 1, 2, 3, 4])
     predictions = torch.tensor([
         [0, 7, 2, 8, 4],  # wrong on images 1 and 3
@@ -28,14 +27,13 @@ def test_shared_mistake_counts_counts_networks_per_wrong_image():
         [9, 7, 2, 3, 4],  # wrong on images 0 and 1
     ])
     # image 1: all three networks; images 0 and 3: one network each; images 2 and 4: none
-    assert shared_mistakes.shared_mistake_counts(predictions, labels) == {3: 1, 1: 2}
+    assert evaluation.shared_mistake_counts(predictions, labels) == {3: 1, 1: 2}
 
 
 def test_seed_accuracy_summary_judges_the_mean_against_the_goal():
-    seed_accuracy = load_script("seed_accuracy")
-    assert seed_accuracy.summary([4186, 4184, 4182], 4200, 0.996) == \
+    assert evaluation.seeds_summary([4186, 4184, 4182], 4200, 0.996) == \
         "4,186 / 4,184 / 4,182 correct: 0.99619 ± 0.00048, goal met"
-    assert seed_accuracy.summary([4184, 4179, 4179], 4200, 0.996).endswith(
+    assert evaluation.seeds_summary([4184, 4179, 4179], 4200, 0.996).endswith(
         "0.99540 ± 0.00069, goal not met (2.5 images short on average)")
 
 
@@ -48,16 +46,17 @@ def save_network_checkpoint(path: Path, seed: int, val_fraction: float = 0.1, sp
     return network.eval()
 
 
-def test_seed_accuracy_scores_each_network_on_its_held_out_rows(tiny_data, tmp_path, capsys):
-    seed_accuracy = load_script("seed_accuracy")
+@pytest.mark.slow
+def test_seed_accuracy_scores_each_network_on_its_held_out_rows(tiny_data, tmp_path):
     networks = [save_network_checkpoint(tmp_path / f"{seed}.ckpt", seed) for seed in (1, 2)]
-    seed_accuracy.main(["--data-dir", str(tiny_data), str(tmp_path / "1.ckpt"), str(tmp_path / "2.ckpt")])
+    result = run_script("seed_accuracy", "--data-dir", str(tiny_data), str(tmp_path / "1.ckpt"), str(tmp_path / "2.ckpt"))
     data = KaggleDigitsDataModule(str(tiny_data), download=False, val_fraction=0.1, split_seed=42)
     data.setup("validate")
     images, labels = to_model_input(data.val_set.images), data.val_set.labels
     with torch.no_grad():
         expected = [int((network(images).argmax(-1) == labels).sum()) for network in networks]
-    lines = capsys.readouterr().out.splitlines()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
     assert lines[0] == "validation split: val_fraction 0.1, split_seed 42, 20 images"
     assert lines[1].startswith(f"one view: {expected[0]} / {expected[1]} correct: ")
     assert lines[2].startswith("with shifts [[1, 0], [-1, 0], [0, 1], [0, -1]]: ")
@@ -68,20 +67,17 @@ def test_seed_accuracy_scores_each_network_on_its_held_out_rows(tiny_data, tmp_p
     ({"split_seed": 1}, "2.ckpt: held out val_fraction 0.1, split_seed 1, but "),
     ({"val_fraction": 0.0}, "2.ckpt: held out val_fraction 0.0, split_seed 42, but "),
 ])
-def test_seed_accuracy_refuses_networks_of_another_split(tiny_data, tmp_path, capsys, second, message):
-    seed_accuracy = load_script("seed_accuracy")
+@pytest.mark.slow
+def test_seed_accuracy_refuses_networks_of_another_split(tiny_data, tmp_path, second, message):
     save_network_checkpoint(tmp_path / "1.ckpt", 1)
     save_network_checkpoint(tmp_path / "2.ckpt", 2, **second)
-    with pytest.raises(SystemExit) as exit_info:
-        seed_accuracy.main(["--data-dir", str(tiny_data), str(tmp_path / "1.ckpt"), str(tmp_path / "2.ckpt")])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
+    result = run_script("seed_accuracy", "--data-dir", str(tiny_data), str(tmp_path / "1.ckpt"), str(tmp_path / "2.ckpt"))
+    assert result.returncode == 2
+    err = result.stderr
     assert err.count("\n") == 1 and err.startswith("error: ") and message in err
 
 
-def test_seed_accuracy_refuses_a_network_without_held_out_rows(tiny_data, tmp_path, capsys):
-    seed_accuracy = load_script("seed_accuracy")
+def test_a_network_without_held_out_rows_is_refused(tiny_data, tmp_path):
     save_network_checkpoint(tmp_path / "all.ckpt", 1, val_fraction=0.0)
-    with pytest.raises(SystemExit):
-        seed_accuracy.main(["--data-dir", str(tiny_data), str(tmp_path / "all.ckpt")])
-    assert "all.ckpt: trained on every row (val_fraction 0), so no rows are held out" in capsys.readouterr().err
+    with pytest.raises(evaluation.UserError, match="all.ckpt: trained on every row .val_fraction 0., so no rows are held out"):
+        evaluation.load_networks([str(tmp_path / "all.ckpt")], str(tiny_data))

@@ -1,0 +1,64 @@
+"""EpochEndSchedulerStep: a run resumed from an end-of-epoch checkpoint steps its schedulers as the
+uninterrupted run did.
+
+Lightning writes the end-of-epoch checkpoint (ModelCheckpoint in the validation or train epoch-end
+hooks) before it steps the epoch's learning-rate schedulers, and when it resumes from that
+checkpoint it skips the step on purpose: it does not save the metric a ReduceLROnPlateau needs
+(Lightning issues #1772, #14699; in lightning 2.6 `_FitLoop.on_advance_end` steps only when not
+restarting). The resumed run then runs one plateau step short: another `best`, another learning
+rate, other weights. This callback saves the pending step with the metric it needs, and replays it
+before the resumed run's first batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities.types import LRSchedulerConfig
+
+
+class EpochEndSchedulerStep(Callback):
+    """Keep the epoch's pending scheduler step in end-of-epoch checkpoints; replay it on resume."""
+
+    def __init__(self) -> None:
+        self._trainer: Trainer | None = None
+        self._to_replay: dict[str, Any] | None = None
+
+    @staticmethod
+    def _epoch_schedulers(trainer: Trainer) -> list[LRSchedulerConfig]:
+        return [config for config in trainer.lr_scheduler_configs if config.interval == "epoch"]
+
+    def state_dict(self) -> dict[str, Any]:
+        trainer = self._trainer
+        if trainer is None or not trainer.training:
+            return {}
+        loop = trainer.fit_loop
+        # Saved after every batch of the epoch ran, before the epoch-end scheduler step: pending.
+        if not loop.epoch_loop._num_ready_batches_reached() or loop.epoch_progress.current.completed > trainer.current_epoch:
+            return {}
+        metrics = {}
+        for config in self._epoch_schedulers(trainer):
+            if config.monitor is not None and config.monitor in trainer.callback_metrics:
+                metrics[config.monitor] = float(trainer.callback_metrics[config.monitor])
+        return {"epoch": trainer.current_epoch, "metrics": metrics}
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._trainer = trainer
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._to_replay = state_dict or None
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """After the restore, before the resumed run's first batch (also when it resumes mid-epoch)."""
+        pending, self._to_replay = self._to_replay, None
+        if pending is None:
+            return
+        for config in self._epoch_schedulers(trainer):
+            if config.frequency != 1 and (pending["epoch"] + 1) % config.frequency:
+                continue
+            if config.monitor is None:
+                pl_module.lr_scheduler_step(config.scheduler, None)
+            elif config.monitor in pending["metrics"]:  # as Lightning: no metric (strict=False), no step
+                pl_module.lr_scheduler_step(config.scheduler, torch.tensor(pending["metrics"][config.monitor]))

@@ -1,0 +1,151 @@
+"""Where the CSVs come from: the folder, Kaggle's zip, the Kaggle API, MNIST only by name."""
+
+from __future__ import annotations
+
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from digit_recognizer.data import KaggleDigitsDataModule
+from digit_recognizer.data import sources
+from digit_recognizer.data.csv import write_digits_csv
+from digit_recognizer.errors import DataError
+
+from conftest import random_digits, run_cli, tiny_run_args
+
+
+@pytest.fixture
+def no_credentials(tmp_path, monkeypatch):
+    """A user without Kaggle credentials (and with the package importable or not, as the test says)."""
+    for name in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", sources.DATA_DIR_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
+
+
+def kaggle_zip(path: Path) -> Path:
+    """A zip laid out as Kaggle's digit-recognizer.zip: train, test and the sample submission."""
+    folder = path.parent / "zip-contents"
+    folder.mkdir()
+    write_digits_csv(folder / "train.csv", *random_digits(40))
+    write_digits_csv(folder / "test.csv", random_digits(12, seed=3)[0], None)
+    pd.DataFrame({"ImageId": [1], "Label": [0]}).to_csv(folder / "sample_submission.csv", index=False)
+    with zipfile.ZipFile(path, "w") as archive:
+        for name in ("train.csv", "test.csv", "sample_submission.csv"):
+            archive.write(folder / name, name)
+    return path
+
+
+def datamodule(data_dir: Path | None, **settings) -> KaggleDigitsDataModule:
+    return KaggleDigitsDataModule(data_dir=str(data_dir) if data_dir else None, batch_size=8, **settings)
+
+
+def test_kaggles_zip_in_the_data_folder_is_used(tmp_path, no_credentials):
+    data = tmp_path / "data"
+    data.mkdir()
+    kaggle_zip(data / sources.KAGGLE_ZIP)
+    dm = datamodule(data)
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.setup("predict")
+    assert len(dm.train_set) + len(dm.val_set) == 40 and len(dm.predict_set) == 12
+
+
+def test_a_zip_that_is_not_the_competitions_is_one_line(tmp_path, no_credentials):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / sources.KAGGLE_ZIP).write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(DataError, match=r"digit-recognizer.zip: truncated or not a zip file") as error:
+        datamodule(data).prepare_data()
+    assert "\n" not in str(error.value)
+
+
+def test_missing_data_without_credentials_names_the_kaggle_command(tmp_path, no_credentials):
+    data = tmp_path / "empty"
+    data.mkdir()
+    with pytest.raises(DataError) as error:
+        datamodule(data).prepare_data()
+    message = str(error.value)
+    assert f"kaggle competitions download -c digit-recognizer -p {data}" in message and "\n" not in message
+    assert "no Kaggle credentials" in message or "'kaggle' package is not installed" in message
+    assert list(data.iterdir()) == [], "nothing downloaded, nothing written"
+
+
+def test_missing_data_with_download_off_says_so(tmp_path, no_credentials):
+    data = tmp_path / "empty"
+    data.mkdir()
+    with pytest.raises(DataError, match="downloading is off"):
+        datamodule(data, download=False).prepare_data()
+
+
+def test_a_named_folder_that_does_not_exist_is_an_error_not_another_folder(tmp_path, no_credentials, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    write_digits_csv(tmp_path / "data" / "train.csv", *random_digits(20))  # ./data exists and has files
+    with pytest.raises(DataError, match=r"typo: no such data folder"):
+        datamodule(Path("typo")).prepare_data()
+    monkeypatch.setenv(sources.DATA_DIR_VARIABLE, str(tmp_path / "gone"))
+    with pytest.raises(DataError, match=r"gone: no such data folder"):
+        datamodule(None).prepare_data()
+
+
+def test_the_environment_variable_names_the_data_folder(tmp_path, tiny_data, no_credentials, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(sources.DATA_DIR_VARIABLE, str(tiny_data))
+    dm = datamodule(None)
+    assert dm.csv_path("train.csv") == tiny_data / "train.csv"
+    monkeypatch.delenv(sources.DATA_DIR_VARIABLE)
+    assert sources.resolve_data_dir(None) == (Path("data"), False), "unnamed: ./data, which a download may create"
+
+
+def test_the_kaggle_api_downloads_the_zip_when_credentials_exist(tmp_path, monkeypatch, no_credentials):
+    downloads = []
+
+    def competition_download_files(competition, path, quiet):
+        downloads.append(competition)
+        kaggle_zip(Path(path) / "digit-recognizer.zip")
+
+    monkeypatch.setitem(sys.modules, "kaggle", types.SimpleNamespace(
+        api=types.SimpleNamespace(competition_download_files=competition_download_files)))
+    monkeypatch.setattr(sources, "_kaggle_unavailable", lambda: None)
+    data = tmp_path / "data"
+    data.mkdir()
+    dm = datamodule(data)
+    dm.prepare_data()
+    dm.setup("fit")
+    assert downloads == ["digit-recognizer"] and len(dm.train_set) + len(dm.val_set) == 40
+    assert (data / "train.csv").is_file() and (data / "test.csv").is_file()
+
+
+def test_mnist_only_by_name_and_in_its_own_folder(tmp_path, monkeypatch, tiny_data):
+    class FakeMNIST:
+        def __init__(self, root, train, download):
+            self.data, self.targets = random_digits(30 if train else 10, seed=int(train))
+
+    import torchvision.datasets
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
+    kaggle = datamodule(tiny_data)
+    kaggle.setup("fit")
+    assert len(kaggle.train_set) + len(kaggle.val_set) == 200, "the competition's files, not MNIST"
+    mnist = datamodule(tiny_data, source="mnist")
+    mnist.prepare_data()
+    mnist.setup("fit")
+    mnist.setup("predict")
+    assert len(mnist.train_set) + len(mnist.val_set) == 30 and len(mnist.predict_set) == 10
+    assert sorted(p.name for p in (tiny_data / "mnist").iterdir()) == ["test.csv", "test_labelled.csv", "train.csv"]
+
+
+@pytest.mark.slow
+def test_fit_without_data_exits_2_with_one_line_and_leaves_no_run_folder(tmp_path, no_credentials):
+    (tmp_path / "empty").mkdir()
+    args = tiny_run_args(tmp_path / "empty")
+    args.remove("--data.download"), args.remove("false")
+    env_free = run_cli("fit", *args, cwd=tmp_path, check=False)
+    lines = env_free.stderr.strip().splitlines()
+    assert env_free.returncode == 2 and lines[-1].startswith("error: ")
+    assert "kaggle competitions download -c digit-recognizer" in lines[-1]
+    assert not (tmp_path / "lightning_logs").exists(), "a command that failed before training leaves no run folder"
