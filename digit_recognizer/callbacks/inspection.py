@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -11,7 +13,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from matplotlib.figure import Figure
-from torch import Tensor
+from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics import MetricCollection
 from torchmetrics.classification import (
@@ -23,9 +25,19 @@ from torchmetrics.classification import (
 from torchvision.utils import make_grid
 
 from digit_recognizer import figures
-from digit_recognizer.constants import CONFUSION_COUNTS_TAG, IMAGE_SIZE, MISTAKES_TAG, NUM_CLASSES, STAGE_NAMES
+from digit_recognizer.constants import (
+    CONFUSION_COUNTS_TAG,
+    IMAGE_SIZE,
+    MISTAKES_TAG,
+    NUM_CLASSES,
+    PIXEL_MAX,
+    STAGE_NAMES,
+)
 
 BEST_METRIC = "hp_metric"  # TensorBoardLogger's name for the HParams tab's metric
+PR_CURVE_TAG = "pr_curve"  # "val_pr_curve/3": digit 3 against the rest
+EMBEDDING_TAG = "val_embedding"  # the Projector tab's validation images
+EMBEDDING_HEADER = ["label", "predicted"]
 
 
 def tensorboard_logger(trainer: Trainer) -> TensorBoardLogger | None:
@@ -86,14 +98,25 @@ class ClassificationInspector(Callback):
     the HParams tab's metric with the module's and data module's hyperparameters. Under DDP the torchmetrics states are summed over processes, and the
     data module's evaluation loaders give every image to exactly one process.
 
+    With `pr_curves`, each digit's precision-recall curve (that digit against the rest, from the
+    epoch's class probabilities, gathered from every process) goes to the PR Curves tab. With
+    `embedding_images`, the end of fit puts that many images of the last validation epoch (rank
+    zero's share) into the Projector tab: the final network's penultimate-layer activations,
+    labelled with truth and prediction (`write_embedding`).
+
     Args:
         num_mistakes: How many of the most confidently wrong images to show.
         mistakes_per_row: Images per row of that grid.
+        pr_curves: Write the per-digit precision-recall curves.
+        embedding_images: At most this many validation images in the projector; 0: none.
     """
 
-    def __init__(self, num_mistakes: int = 32, mistakes_per_row: int = 8) -> None:
+    def __init__(self, num_mistakes: int = 32, mistakes_per_row: int = 8, pr_curves: bool = True,
+                 embedding_images: int = 1000) -> None:
         self.num_mistakes = num_mistakes
         self.mistakes_per_row = mistakes_per_row
+        self.pr_curves = pr_curves
+        self.embedding_images = embedding_images
         self.confusion = MulticlassConfusionMatrix(NUM_CLASSES)
         self.per_class = MetricCollection({
             "precision": MulticlassPrecision(NUM_CLASSES, average=None),
@@ -101,6 +124,8 @@ class ClassificationInspector(Callback):
             "f1": MulticlassF1Score(NUM_CLASSES, average=None),
         })
         self.mistakes: dict[str, Tensor] = {}
+        self.scores: dict[str, list[Tensor]] = {"probabilities": [], "labels": []}
+        self.embedded: dict[str, list[Tensor]] = {"images": [], "labels": []}
         self.best_accuracy: float | None = None
 
     # -- collecting ---------------------------------------------------------------------------
@@ -115,21 +140,37 @@ class ClassificationInspector(Callback):
             "labels": torch.empty(0, dtype=torch.long, device=device),
             "predicted": torch.empty(0, dtype=torch.long, device=device),
         }
+        self.scores = {"probabilities": [], "labels": []}
 
     def _collect(self, outputs: Any, batch: list[Tensor]) -> None:
         images, labels = batch
         logits = outputs["logits"]
         self.confusion.update(logits, labels)
         self.per_class.update(logits, labels)
-        confidence, predicted = logits.softmax(dim=1).max(dim=1)
+        probabilities = logits.float().softmax(dim=1)
+        if self.pr_curves:  # kept on the device: 40 bytes an image
+            self.scores["probabilities"].append(probabilities)
+            self.scores["labels"].append(labels)
+        confidence, predicted = probabilities.max(dim=1)
         wrong = predicted != labels
         new = {"confidence": confidence[wrong], "images": images[wrong], "labels": labels[wrong], "predicted": predicted[wrong]}
         merged = {key: torch.cat([self.mistakes[key], value]) for key, value in new.items()}
         keep = merged["confidence"].argsort(descending=True)[: self.num_mistakes]
         self.mistakes = {key: value[keep] for key, value in merged.items()}
 
+    def _collect_embedding(self, batch: list[Tensor]) -> None:
+        """The first `embedding_images` of the epoch, for on_fit_end (the network runs on them then)."""
+        held = sum(len(labels) for labels in self.embedded["labels"])
+        room = self.embedding_images - held
+        if room > 0:
+            images, labels = batch
+            self.embedded["images"].append(images[:room].detach())
+            self.embedded["labels"].append(labels[:room])
+
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._start(pl_module)
+        if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self.embedded = {"images": [], "labels": []}  # the newest epoch's: fit may stop after any
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._start(pl_module)
@@ -137,6 +178,8 @@ class ClassificationInspector(Callback):
     def on_validation_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                                 batch_idx: int, dataloader_idx: int = 0) -> None:
         self._collect(outputs, batch)
+        if self.embedding_images > 0 and trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
+            self._collect_embedding(batch)
 
     def on_test_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -163,10 +206,34 @@ class ClassificationInspector(Callback):
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._report(trainer, pl_module, "test")
 
+    def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self.embedding_images > 0 and self.embedded["labels"]:
+            self._write_embedding(trainer, pl_module)
+        self.embedded = {"images": [], "labels": []}
+
+    @rank_zero_only
+    def _write_embedding(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        logger = tensorboard_logger(trainer)
+        if logger is None:
+            return  # _write has warned already
+        network = getattr(pl_module, "network", pl_module)
+        images, labels = (torch.cat(self.embedded[key]) for key in ("images", "labels"))
+        try:
+            write_embedding(logger.experiment, network, images, labels, self.embedding_images,
+                            global_step=trainer.global_step)
+        except ValueError as exc:  # a network without an nn.Linear has no penultimate layer to show
+            rank_zero_warn(f"ClassificationInspector wrote no projector embedding: {exc}")
+
     def _report(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         counts = self.confusion.compute().cpu()  # every process takes part in these syncs
         per_class = {name: values.cpu() for name, values in self.per_class.compute().items()}
-        self._write(trainer, stage, counts, per_class, self._gather_mistakes(pl_module))
+        scores = None
+        if self.pr_curves:
+            device = pl_module.device
+            probabilities = torch.cat([torch.empty(0, NUM_CLASSES, device=device), *self.scores["probabilities"]])
+            labels = torch.cat([torch.empty(0, dtype=torch.long, device=device), *self.scores["labels"]])
+            scores = {"probabilities": _gather_rows(pl_module, probabilities), "labels": _gather_rows(pl_module, labels)}
+        self._write(trainer, stage, counts, per_class, self._gather_mistakes(pl_module), scores)
 
     def _gather_mistakes(self, pl_module: LightningModule) -> dict[str, Tensor]:
         """Every process's top mistakes, padded to the same length so that all_gather can stack them."""
@@ -183,7 +250,7 @@ class ClassificationInspector(Callback):
 
     @rank_zero_only
     def _write(self, trainer: Trainer, stage: str, counts: Tensor, per_class: dict[str, Tensor],
-               mistakes: dict[str, Tensor]) -> None:
+               mistakes: dict[str, Tensor], scores: dict[str, Tensor] | None = None) -> None:
         """Straight into the event file (already synced values; kept out of Lightning's results table)."""
         logger = tensorboard_logger(trainer)
         if logger is None:
@@ -200,6 +267,10 @@ class ClassificationInspector(Callback):
             writer.add_figure(f"{stage}_confusion_matrix/{name}", figure, step)
         if len(mistakes["confidence"]):
             writer.add_figure(f"{stage}/{MISTAKES_TAG}", self._mistakes_figure(mistakes), step)
+        if scores is not None and len(scores["labels"]):
+            for digit in range(NUM_CLASSES):
+                writer.add_pr_curve(f"{stage}_{PR_CURVE_TAG}/{digit}", scores["labels"] == digit,
+                                    scores["probabilities"][:, digit], step)
 
     def _mistakes_figure(self, mistakes: dict[str, Tensor]) -> Figure:
         padding = 8  # room for a caption above each image
@@ -214,3 +285,81 @@ class ClassificationInspector(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best_accuracy = state_dict.get("best_accuracy")
+
+
+def _gather_rows(pl_module: LightningModule, rows: Tensor) -> Tensor:
+    """Every process's rows, concatenated on the CPU (all_gather stacks equal shapes: each
+    process pads its rows to the longest, and the padding is cut off again)."""
+    if pl_module.trainer.world_size == 1:
+        return rows.cpu()
+    counts = pl_module.all_gather(torch.tensor(len(rows), device=rows.device)).flatten().tolist()
+    padded = torch.cat([rows, rows.new_zeros(max(counts) - len(rows), *rows.shape[1:])])
+    gathered = pl_module.all_gather(padded)
+    return torch.cat([process_rows[:count] for process_rows, count in zip(gathered, counts)]).cpu()
+
+
+def last_linear(network: nn.Module) -> nn.Linear:
+    """The network's output layer: the last nn.Linear it registers (a ValueError if it has none)."""
+    layers = [module for module in network.modules() if isinstance(module, nn.Linear)]
+    if not layers:
+        raise ValueError(f"{type(network).__name__} has no nn.Linear layer whose input to show")
+    return layers[-1]
+
+
+@contextmanager
+def _evaluating(network: nn.Module) -> Iterator[nn.Module]:
+    """The network in eval mode (no dropout), given back in the mode it was in."""
+    modes = {module: module.training for module in network.modules()}
+    network.eval()
+    try:
+        yield network
+    finally:
+        for module, training in modes.items():
+            module.training = training
+
+
+def penultimate_features(network: nn.Module, images: Tensor, batch_size: int = 500) -> tuple[Tensor, Tensor]:
+    """(features (N, D), predictions (N,)) on the CPU: the input of the network's last nn.Linear
+    (for DigitCNN its 256 dense activations) and the argmax of its output, in eval mode.
+
+    Captured with a forward pre-hook, so any network with an nn.Linear output layer works. For an
+    AveragedNetworks that layer is its last network's, and the unshifted images' rows are taken.
+    `images`: float (N, 1, 28, 28) in [0, 1].
+    """
+    captured: list[Tensor] = []
+    handle = last_linear(network).register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0]))
+    weights = next(network.parameters())  # the images go to its device and dtype (bf16-true runs)
+    features, predictions = [], []
+    try:
+        with _evaluating(network), torch.no_grad():
+            for chunk in images.split(batch_size):
+                captured.clear()
+                # forward itself, not __call__: a network compiled in place would recompile for the hook
+                logits = network.forward(chunk.to(weights.device, weights.dtype))
+                features.append(captured[-1][: len(chunk)].flatten(1).float().cpu())
+                predictions.append(logits.argmax(dim=1).cpu())
+    finally:
+        handle.remove()
+    return torch.cat(features), torch.cat(predictions)
+
+
+def write_embedding(writer: SummaryWriter, network: nn.Module, images: Tensor, labels: Tensor, max_images: int,
+                    *, global_step: int = 0, tag: str = EMBEDDING_TAG) -> int:
+    """Put the first `max_images` images into TensorBoard's Projector tab; returns how many.
+
+    Each point is an image's penultimate-layer activations (`penultimate_features`), with its
+    metadata ["label", "predicted"] and the image itself as its sprite thumbnail. `images`: uint8
+    (N, 28, 28) as the CSVs hold them, or float (N, 1, 28, 28) in [0, 1] as the network takes them.
+    The writer saves tensors.tsv, metadata.tsv and sprite.png under
+    `LOG_DIR/{global_step:05d}/{tag}/` and lists them in LOG_DIR/projector_config.pbtxt.
+    """
+    images, labels = images[:max_images], labels[:max_images]
+    if images.dtype == torch.uint8:
+        images = images.reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE).float() / PIXEL_MAX
+    if not len(images):
+        return 0
+    features, predicted = penultimate_features(network, images)
+    metadata = [[label, prediction] for label, prediction in zip(labels.tolist(), predicted.tolist())]
+    writer.add_embedding(features, metadata=metadata, label_img=images.float().cpu(), global_step=global_step,
+                         tag=tag, metadata_header=EMBEDDING_HEADER)
+    return len(images)

@@ -1,0 +1,158 @@
+"""TensorBoard beyond scalars: per-digit precision-recall curves and the validation projector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch import Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util.tensor_util import make_ndarray
+from torch import nn
+from torch.utils.tensorboard import SummaryWriter
+
+from conftest import random_digits, run_cli, tiny_datamodule, tiny_run_args
+from digit_recognizer.callbacks import ClassificationInspector
+from digit_recognizer.callbacks.inspection import penultimate_features, write_embedding
+from digit_recognizer.data.csv import write_digits_csv
+from digit_recognizer.data.datamodule import to_model_input
+from digit_recognizer.ensemble import AveragedNetworks
+from digit_recognizer.models import DigitCNN
+from digit_recognizer.module import DigitClassifier
+
+EMBEDDED = 15  # fewer than the tiny data's 20 validation images: the cap must hold
+TP, FP, TN, FN = range(4)  # rows of a PR-curve tensor (then precision and recall)
+
+
+def fit(root: Path, data_dir: Path, inspector: ClassificationInspector, max_epochs: int = 2) -> tuple[Path, Trainer]:
+    """A short in-process fit logging into root/tb/version_0, as the configs' TensorBoardLogger does."""
+    logger = TensorBoardLogger(root, name="tb", version=0, default_hp_metric=False)
+    trainer = Trainer(default_root_dir=root, limit_train_batches=3, num_sanity_val_steps=1, logger=logger,
+                      enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+                      max_epochs=max_epochs, callbacks=[inspector])
+    trainer.fit(DigitClassifier(), tiny_datamodule(data_dir, root))
+    return Path(logger.log_dir), trainer
+
+
+def read_events(run: Path) -> EventAccumulator:
+    return EventAccumulator(str(run), size_guidance={"tensors": 0, "scalars": 0}).Reload()
+
+
+def pr_curves(events: EventAccumulator, stage: str = "val") -> dict[int, list[np.ndarray]]:
+    return {digit: [make_ndarray(e.tensor_proto) for e in events.Tensors(f"{stage}_pr_curve/{digit}")]
+            for digit in range(10)}
+
+
+def read_tsv(path: Path) -> list[list[str]]:
+    return [line.split("\t") for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tiny_fit(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Trainer]:
+    root = tmp_path_factory.mktemp("tb_fit")
+    folder = root / "data"
+    folder.mkdir()
+    write_digits_csv(folder / "train.csv", *random_digits(200))
+    return fit(root, folder, ClassificationInspector(embedding_images=EMBEDDED))
+
+
+def test_each_digit_has_a_pr_curve_per_validation_epoch_counting_every_image(tiny_fit):
+    run, trainer = tiny_fit
+    val_labels = trainer.datamodule.val_set.labels
+    curves = pr_curves(read_events(run))
+    for digit, epochs in curves.items():
+        assert len(epochs) == 2, "one per validation epoch; the sanity check writes none"
+        for curve in epochs:
+            assert curve.shape[0] == 6
+            # At the lowest threshold every image is called positive: all of this digit's, and the rest.
+            assert curve[TP, 0] + curve[FN, 0] == (val_labels == digit).sum().item()
+            assert curve[TP, 0] + curve[FP, 0] + curve[TN, 0] + curve[FN, 0] == len(val_labels)
+            assert curve[FP, 0] == len(val_labels) - (val_labels == digit).sum().item()
+            assert np.all(np.diff(curve[TP]) <= 0), "fewer true positives at higher thresholds"
+
+
+def test_the_projector_holds_the_final_networks_features_of_the_first_validation_images(tiny_fit):
+    run, trainer = tiny_fit
+    assert "val_embedding" in (run / "projector_config.pbtxt").read_text()
+    (folder,) = run.glob("*/val_embedding")
+    assert folder.parent.name == f"{trainer.global_step:05d}"
+    val_set = trainer.datamodule.val_set
+    images = to_model_input(val_set.images[:EMBEDDED])
+    network = trainer.lightning_module.network
+    expected_features, predicted = penultimate_features(network, images)
+    features = np.array(read_tsv(folder / "tensors.tsv"), dtype=np.float32)
+    assert features.shape == (EMBEDDED, 256)
+    assert np.allclose(features, expected_features.numpy(), atol=1e-5)
+    metadata = read_tsv(folder / "metadata.tsv")
+    assert metadata[0] == ["label", "predicted"]
+    assert [[int(v) for v in row] for row in metadata[1:]] == [
+        [label, prediction] for label, prediction in zip(val_set.labels[:EMBEDDED].tolist(), predicted.tolist())]
+    sprite = np.array(Image.open(folder / "sprite.png"))
+    assert sprite.shape[:2] == (4 * 28, 4 * 28)  # 15 thumbnails in a 4 x 4 grid
+    first = torch.from_numpy(sprite[:28, :28, 0] if sprite.ndim == 3 else sprite[:28, :28])
+    assert (first.float() - val_set.images[0].float()).abs().max() <= 1, "the thumbnails are the images"
+
+
+def test_both_can_be_turned_off(tiny_data: Path, tmp_path: Path):
+    run, _ = fit(tmp_path, tiny_data, ClassificationInspector(pr_curves=False, embedding_images=0), max_epochs=1)
+    tags = read_events(run).Tags()["tensors"]
+    assert not [tag for tag in tags if "pr_curve" in tag]
+    assert "val_confusion_matrix/raw_counts" in tags, "the rest is still written"
+    assert not (run / "projector_config.pbtxt").exists() and not list(run.glob("*/val_embedding"))
+
+
+def dense_activations(network: DigitCNN, images: torch.Tensor) -> torch.Tensor:
+    """DigitCNN's 256 activations before its output layer, by hand."""
+    with torch.no_grad():
+        return network.classifier[:-1](network.features(images))
+
+
+def test_write_embedding_takes_csv_images_caps_them_and_restores_the_network(tmp_path: Path):
+    torch.manual_seed(0)
+    network = DigitCNN().train()
+    images, labels = random_digits(8)
+    with SummaryWriter(tmp_path) as writer:
+        assert write_embedding(writer, network, images, labels, max_images=5, global_step=12, tag="mine") == 5
+    assert network.training and all(module.training for module in network.modules())
+    folder = tmp_path / "00012" / "mine"
+    features = np.array(read_tsv(folder / "tensors.tsv"), dtype=np.float32)
+    expected = dense_activations(network.eval(), to_model_input(images[:5]))
+    assert np.allclose(features, expected.numpy(), atol=1e-5)
+    assert [row[0] for row in read_tsv(folder / "metadata.tsv")[1:]] == [str(v) for v in labels[:5].tolist()]
+
+
+def test_an_ensemble_shows_its_last_networks_features_of_the_unshifted_images():
+    torch.manual_seed(0)
+    first, last = DigitCNN(), DigitCNN()
+    images = to_model_input(random_digits(6)[0])
+    features, predicted = penultimate_features(AveragedNetworks([first, last], shifts=[[1, 0], [0, 1]]), images,
+                                               batch_size=4)
+    assert torch.allclose(features, dense_activations(last.eval(), images), atol=1e-6)
+    with torch.no_grad():
+        ensemble = AveragedNetworks([first, last], shifts=[[1, 0], [0, 1]]).eval()
+        assert predicted.tolist() == ensemble(images).argmax(dim=1).tolist()
+
+
+def test_a_network_without_a_linear_layer_is_a_value_error():
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        penultimate_features(nn.Sequential(nn.Flatten()), torch.zeros(2, 1, 28, 28))
+
+
+def test_ddp_pr_curves_count_each_validation_image_once(tmp_path: Path):
+    """Two CPU processes with 11 and 10 validation images: the gather must cut each one's padding."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write_digits_csv(folder / "train.csv", *random_digits(210))
+    run_cli("fit", *tiny_run_args(folder, "--data.cache_dir", str(tmp_path / "cache"), "--data.batch_size", "8",
+                                  "--trainer.strategy", "ddp", "--trainer.devices", "2",
+                                  "--trainer.accelerator", "cpu", "--trainer.limit_train_batches", "2"), cwd=tmp_path)
+    run = tmp_path / "lightning_logs" / "version_0"
+    for digit, (curve,) in pr_curves(read_events(run)).items():
+        assert curve[TP, 0] + curve[FN, 0] == (3 if digit == 0 else 2)  # the stratified split's class sizes
+        assert curve[TP, 0] + curve[FP, 0] + curve[TN, 0] + curve[FN, 0] == 21
+    (folder,) = run.glob("*/val_embedding")
+    assert len(read_tsv(folder / "tensors.tsv")) == 11  # rank zero's share of the validation images
