@@ -28,7 +28,6 @@ from torch import Tensor, nn
 
 import digit_recognizer
 from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
-from digit_recognizer.ensemble import AveragedNetworks, shifted_views
 from digit_recognizer.errors import DataError, UserError
 from digit_recognizer.files import atomic_path
 
@@ -53,26 +52,6 @@ class ProbabilityGraph(nn.Module):
         return self.network(images).float().softmax(dim=1)
 
 
-class TraceableAverage(nn.Module):
-    """AveragedNetworks' mean probability, written so that a trace keeps the batch size free.
-
-    AveragedNetworks splits its views with `len(images)`, which a trace records as a constant
-    (every later batch would have to be the traced one's size); here the batch axis is inferred.
-    Returns the log of the mean probability, as AveragedNetworks does (ProbabilityGraph's softmax undoes it).
-    """
-
-    def __init__(self, averaged: AveragedNetworks) -> None:
-        super().__init__()
-        self.networks = averaged.networks
-        self.shifts = list(averaged.shifts)
-
-    def forward(self, images: Tensor) -> Tensor:
-        views = shifted_views(images, self.shifts) if len(self.shifts) > 1 else images
-        probabilities = torch.stack([network(views).float().softmax(dim=-1) for network in self.networks]).mean(0)
-        probabilities = probabilities.unflatten(0, (len(self.shifts), -1)).mean(0)
-        return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
-
-
 def probability_graph(network: nn.Module) -> ProbabilityGraph:
     """A CPU float32 copy of `network` in eval mode, wrapped to return probabilities; the
     caller's network is left as it was (device, mode, compilation)."""
@@ -80,13 +59,6 @@ def probability_graph(network: nn.Module) -> ProbabilityGraph:
     for module in exported.modules():
         if getattr(module, "_compiled_call_impl", None) is not None:  # Module.compile(): trace the eager code
             module._compiled_call_impl = None
-    for name, module in list(exported.named_modules()):
-        if isinstance(module, AveragedNetworks):
-            if not name:
-                exported = TraceableAverage(module)
-            else:
-                parent, _, child = name.rpartition(".")
-                setattr(exported.get_submodule(parent), child, TraceableAverage(module))
     return ProbabilityGraph(exported).eval()
 
 

@@ -53,7 +53,8 @@ class AveragedNetworks(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         views = shifted_views(images, self.shifts) if len(self.shifts) > 1 else images
         probabilities = torch.stack([network(views).float().softmax(dim=-1) for network in self.networks]).mean(0)
-        probabilities = probabilities.unflatten(0, (len(self.shifts), len(images))).mean(0)
+        # -1, not len(images): a traced export (digit_recognizer.export) keeps the batch size free.
+        probabilities = probabilities.unflatten(0, (len(self.shifts), -1)).mean(0)
         return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
 
 

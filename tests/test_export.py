@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from digit_recognizer.ensemble import AveragedNetworks
+from digit_recognizer.inference import AveragedNetworks
 from digit_recognizer.errors import DataError, UserError
 from digit_recognizer.export import (
     data_checksum,

@@ -20,9 +20,9 @@ from digit_recognizer.callbacks import ClassificationInspector
 from digit_recognizer.callbacks.inspection import penultimate_features, write_embedding
 from digit_recognizer.data.csv import write_digits_csv
 from digit_recognizer.data.datamodule import to_model_input
-from digit_recognizer.ensemble import AveragedNetworks
+from digit_recognizer.inference import AveragedNetworks
 from digit_recognizer.models import DigitCNN
-from digit_recognizer.module import DigitClassifier
+from digit_recognizer.classifier import DigitClassifier
 
 EMBEDDED = 15  # fewer than the tiny data's 20 validation images: the cap must hold
 TP, FP, TN, FN = range(4)  # rows of a PR-curve tensor (then precision and recall)
