@@ -132,7 +132,7 @@ class DigitClassifier(LightningModule):
         """The epoch's loss and accuracy are accumulated here and logged once, at the epoch's end:
         each `self.log` call walks Lightning's results in Python, and on a GPU a step's time is
         mostly the CPU's (docs/performance.md)."""
-        images, labels = batch
+        images, labels = batch[:2]  # then the rows in the CSV, which training does not need
         logits = self(images)
         loss = self.training_loss(logits, images, labels)
         if labels.is_floating_point():  # mixed images: scored against the label with the larger share
@@ -155,7 +155,7 @@ class DigitClassifier(LightningModule):
     def _evaluate(self, batch: list[Tensor], stage: str) -> dict[str, Tensor]:
         """Validation and test log per batch: callbacks read the epoch's val/acc in their own
         epoch-end hooks, which Lightning runs before the module's."""
-        images, labels = batch
+        images, labels = batch[:2]
         logits = self(images)
         loss = F.cross_entropy(logits, labels)
         accuracy = self.accuracy[f"{stage}_acc"]

@@ -48,6 +48,7 @@ from digit_recognizer.callbacks import (
     RunConfigSaver,
     SubmissionWriter,
 )
+from digit_recognizer.callbacks.run_lock import TrainingLock, training_pid
 from digit_recognizer.checkpoints import AtomicCheckpointIO, check_checkpoint, migrate_hyperparameters, read_checkpoint
 from digit_recognizer.classifier import DigitClassifier
 from digit_recognizer.data import KaggleDigitsDataModule
@@ -79,6 +80,7 @@ COMMANDS = {
     "predict": "write the Kaggle submission (or label your own images with --data.images)",
     "report": "write a run's figures as PNGs from its TensorBoard events: report RUN_DIR",
     "ensemble": "train several networks (--seeds, --recipes) and submit their averaged probabilities",
+    "export": "write a checkpoint's network as ONNX or TorchScript, with a model card: export --ckpt_path best",
 }
 
 
@@ -146,6 +148,9 @@ class DigitCLI(LightningCLI):
         if not Path(ckpt_path).is_file():
             raise CheckpointError(f"{ckpt_path}: checkpoint file not found")
         run = run_dir_of(ckpt_path)
+        pid = training_pid(run) if self.subcommand == "fit" else None
+        if pid is not None:
+            raise CheckpointError(f"{run} is still training (process {pid}); resume it once that run has stopped")
         logger = _file_logger(config.trainer.logger)
         if logger is not None and run.parent == log_root.resolve() and run.name.startswith("version_"):
             logger.init_args.version = int(run.name.removeprefix("version_"))  # keep logging into that run
@@ -186,8 +191,8 @@ def standard_callbacks(trainer_config: dict[str, Any], present: list[Callback]) 
     Ctrl-C or SIGTERM) and
     what the user sees (epoch times, learning rates, progress, the figures of `report`).
     """
-    wanted: list[Callback] = [RandomStateCheckpoint(), EpochEndSchedulerStep(), InterruptCheckpoint(), EpochTimer(),
-                              ReportWriter()]
+    wanted: list[Callback] = [RandomStateCheckpoint(), EpochEndSchedulerStep(), InterruptCheckpoint(), TrainingLock(),
+                              EpochTimer(), ReportWriter()]
     writes_last = any(isinstance(c, ModelCheckpoint) and c.monitor is None and c.filename == Path(LAST).stem for c in present)
     if trainer_config.get("enable_checkpointing") is not False and not writes_last:
         # last.ckpt after every epoch: what --ckpt_path last resumes (save_last writes it only
@@ -295,12 +300,14 @@ def main(argv: list[str] | None = None) -> None:
         print(overview())
         sys.exit(0 if argv else 2)
     try:
-        from digit_recognizer.commands import ensemble, report  # noqa: PLC0415 - only when used
+        from digit_recognizer.commands import ensemble, export, report  # noqa: PLC0415 - only when used
 
         if argv[0] == "report":  # not a Trainer subcommand: it only reads a finished run's files
             return report.main(argv[1:])
         if argv[0] == "ensemble":  # one `fit` per member, then `predict` with all of them
             return ensemble.main(argv[1:], DigitCLI)
+        if argv[0] == "export":
+            return export.main(argv[1:], DigitCLI)
         DigitCLI(args=argv)
     except (UserError, MisconfigurationException) as exc:  # Lightning's: settings that contradict
         if verbose:

@@ -65,5 +65,5 @@ def mistakes_figure(grid: np.ndarray, captions: Sequence[str], nrow: int, cell: 
                   ha="center", va="bottom", fontsize=7, color="black",
                   bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5})
     axes.set_axis_off()
-    axes.set_title("Most confidently wrong: true → predicted (confidence)", fontsize=9, pad=12)
+    axes.set_title("Most confidently wrong: true → predicted (confidence), line in the CSV", fontsize=9, pad=12)
     return figure

@@ -62,6 +62,14 @@ def find_checkpoint(log_root: Path, which: str) -> Path:
     )
 
 
+def member_checkpoint(run: Path) -> Path:
+    """The checkpoint that stands for a finished run: its recorded best, else its last.ckpt."""
+    last = run / "checkpoints" / LAST
+    if not last.is_file():
+        raise CheckpointError(f"{run}: the run saved no {LAST}")
+    return _best_recorded_in(last) or last
+
+
 def _best_recorded_in(last: Path) -> Path | None:
     """The best checkpoint that the run's ModelCheckpoint recorded in its last.ckpt."""
     for key, callback_state in read_checkpoint(last).get("callbacks", {}).items():

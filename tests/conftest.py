@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +95,25 @@ def tiny_trainer(root: Path, **settings) -> Trainer:
 def tiny_datamodule(data_dir: Path, tmp_path: Path, **settings) -> KaggleDigitsDataModule:
     return KaggleDigitsDataModule(data_dir=str(data_dir), download=False,
                                   cache_dir=str(tmp_path / "cache"), batch_size=32, **settings)
+
+
+_STARTS_A_PROCESS = re.compile(r"\b(run_cli|start_cli|run_script|subprocess\.(run|Popen))\(")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `slow` every test that starts a process, itself or through a fixture: the end-to-end
+    tier. `pytest -m "not slow"` is then the quick loop of in-process unit tests."""
+    for item in items:
+        sources = [getattr(item, "function", None)]
+        fixture_info = getattr(item, "_fixtureinfo", None)
+        if fixture_info is not None:
+            sources += [definition.func for name in item.fixturenames
+                        for definition in fixture_info.name2fixturedefs.get(name, ())]
+        for function in filter(None, sources):
+            try:
+                text = inspect.getsource(function)
+            except (OSError, TypeError):
+                continue
+            if _STARTS_A_PROCESS.search(text):
+                item.add_marker(pytest.mark.slow)
+                break

@@ -236,7 +236,7 @@ def test_datamodule_splits_and_batches(tiny_data):
     dm = datamodule(tiny_data)
     dm.setup("fit")
     assert len(dm.train_set) == 180 and len(dm.val_set) == 20
-    images, labels = next(iter(dm.train_dataloader()))
+    images, labels, rows = next(iter(dm.train_dataloader()))
     assert images.dtype == torch.uint8 and images.shape == (32, 28, 28) and labels.dtype == torch.int64
     dm.setup("predict")
     assert len(dm.predict_set) == 50

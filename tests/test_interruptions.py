@@ -138,7 +138,6 @@ def test_signal_during_fit_saves_a_resumable_checkpoint(tiny_data, tmp_path, sig
 
     run = tmp_path / CHECKPOINTS.parent
     assert yaml.safe_load((run / "config.yaml").read_text())["trainer"]["max_epochs"] == epochs, "the resume's config"
-    print("DBG", [ (a.path if hasattr(a,"path") else a, [e.value for e in a.Scalars("time/epoch_seconds")] if "time/epoch_seconds" in a.Tags()["scalars"] else None) for a in read_events(run)], interrupted["epoch"], stopped_at)
     resumed = read_events(run)[-1]  # the resuming process's own event file
     epoch_seconds = [e.value for e in resumed.Scalars("time/epoch_seconds")]
     # the interrupted epoch is timed from the resume, not from a start the resumed process never saw

@@ -139,11 +139,13 @@ class ClassificationInspector(Callback):
             "images": torch.empty(0, 1, IMAGE_SIZE, IMAGE_SIZE, device=device),
             "labels": torch.empty(0, dtype=torch.long, device=device),
             "predicted": torch.empty(0, dtype=torch.long, device=device),
+            "rows": torch.empty(0, dtype=torch.long, device=device),
         }
         self.scores = {"probabilities": [], "labels": []}
 
     def _collect(self, outputs: Any, batch: list[Tensor]) -> None:
-        images, labels = batch
+        images, labels = batch[:2]
+        rows = batch[2] if len(batch) > 2 else torch.full_like(labels, -1)
         logits = outputs["logits"]
         self.confusion.update(logits, labels)
         self.per_class.update(logits, labels)
@@ -153,7 +155,8 @@ class ClassificationInspector(Callback):
             self.scores["labels"].append(labels)
         confidence, predicted = probabilities.max(dim=1)
         wrong = predicted != labels
-        new = {"confidence": confidence[wrong], "images": images[wrong], "labels": labels[wrong], "predicted": predicted[wrong]}
+        new = {"confidence": confidence[wrong], "images": images[wrong], "labels": labels[wrong], "predicted": predicted[wrong],
+               "rows": rows[wrong]}
         merged = {key: torch.cat([self.mistakes[key], value]) for key, value in new.items()}
         keep = merged["confidence"].argsort(descending=True)[: self.num_mistakes]
         self.mistakes = {key: value[keep] for key, value in merged.items()}
@@ -163,7 +166,7 @@ class ClassificationInspector(Callback):
         held = sum(len(labels) for labels in self.embedded["labels"])
         room = self.embedding_images - held
         if room > 0:
-            images, labels = batch
+            images, labels = batch[:2]
             self.embedded["images"].append(images[:room].detach())
             self.embedded["labels"].append(labels[:room])
 
@@ -275,8 +278,10 @@ class ClassificationInspector(Callback):
     def _mistakes_figure(self, mistakes: dict[str, Tensor]) -> Figure:
         padding = 8  # room for a caption above each image
         grid = make_grid(mistakes["images"].float(), nrow=self.mistakes_per_row, padding=padding, pad_value=1.0)
-        captions = [f"{t}→{p} ({c:.2f})" for t, p, c in zip(mistakes["labels"].tolist(), mistakes["predicted"].tolist(),
-                                                          mistakes["confidence"].tolist())]
+        # The CSV's line (the header is line 1) under each image, so a suspicious label can be looked up.
+        captions = [f"{t}→{p} ({c:.2f})" + (f" line {r + 2}" if r >= 0 else "")
+                    for t, p, c, r in zip(mistakes["labels"].tolist(), mistakes["predicted"].tolist(),
+                                          mistakes["confidence"].tolist(), mistakes["rows"].tolist())]
         cell = mistakes["images"].shape[-1]
         return figures.mistakes_figure(grid[0].numpy(), captions, min(self.mistakes_per_row, len(captions)), cell, padding)
 

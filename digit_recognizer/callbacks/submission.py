@@ -23,7 +23,8 @@ SUBMISSION_FILE = "submission.csv"
 
 
 class SubmissionWriter(BasePredictionWriter):
-    """Write `ImageId,Label` (ImageId from 1, in test.csv's row order) after `predict`.
+    """Write `ImageId,Label` (ImageId from 1, in test.csv's row order) after `predict`; with
+    `--data.images`, print each file's label and probability (and write them to `path` if given).
 
     Under DDP every process predicts a shard, and the sampler pads the shards with repeated
     images; the rows are gathered by their dataset indices and each ImageId is written once.
@@ -60,17 +61,28 @@ class SubmissionWriter(BasePredictionWriter):
             indices = pl_module.all_gather(indices).flatten()
         if not trainer.is_global_zero:
             return
-        indices, labels = unique_by_index(indices.cpu(), probabilities.argmax(dim=1).cpu())
+        indices, probabilities = unique_by_index(indices.cpu(), probabilities.float().cpu())
+        confidence, labels = probabilities.max(dim=1)
         expected = len(trainer.predict_dataloaders.dataset)
         if len(indices) != expected:
             rank_zero_warn(f"the submission covers {len(indices)} of {expected} test images (limit_predict_batches?)")
+        image_paths = getattr(trainer.datamodule, "image_paths", None)
+        if image_paths:  # the user's own images: a label per file, and a CSV only when asked for
+            print("\n".join(f"{image_paths[i]}: {label} (probability {p:.3f})"
+                            for i, label, p in zip(indices.tolist(), labels.tolist(), confidence.tolist())))
+            if self.path:
+                self.written = Path(self.path)
+                write_image_labels(self.written, [image_paths[i] for i in indices.tolist()], labels, confidence)
+                print(f"Labels of {len(labels)} images written to {self.written}")
+            return
         self.written = self.output_path(trainer)
         write_submission(self.written, indices, labels)
         print(submission_summary(self.written, labels, getattr(trainer.datamodule, "hparams", {}).get("source")))
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """An unusable target is an error before any image is predicted, not after."""
-        if trainer.state.fn == TrainerFn.PREDICTING and trainer.is_global_zero:
+        own_images = getattr(trainer.datamodule, "hparams", {}).get("images")
+        if trainer.state.fn == TrainerFn.PREDICTING and trainer.is_global_zero and (self.path or not own_images):
             check_writable(self.output_path(trainer))
 
 
@@ -110,6 +122,14 @@ def unique_by_index(indices: torch.Tensor, values: torch.Tensor) -> tuple[torch.
     keep = torch.ones_like(indices, dtype=torch.bool)
     keep[1:] = indices[1:] != indices[:-1]
     return indices[keep], values[keep]
+
+
+def write_image_labels(path: Path, files: list[Path], labels: torch.Tensor, confidence: torch.Tensor) -> None:
+    """`file,label,probability`, one row per image, in the order the files were named."""
+    frame = pd.DataFrame({"file": [str(f) for f in files], "label": labels.numpy(),
+                          "probability": confidence.numpy().round(6)})
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def write_submission(path: Path, indices: torch.Tensor, labels: torch.Tensor) -> None:

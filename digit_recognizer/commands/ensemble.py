@@ -1,55 +1,164 @@
-"""`ensemble --seeds 1 2 3 FIT_ARGS...`: one network per seed, trained one after another, then the
-ensemble's submission: `predict` with every network's probabilities averaged.
+"""`ensemble --seeds 1 2 3 [--recipes cnn.yaml strong.yaml] [--parallel N] FIT_ARGS...`: several
+networks, then the submission of their averaged probabilities.
 
-Each seed is an ordinary `fit` run (its own lightning_logs/version_N with checkpoints and events),
-so a seed that finished can be scored or resumed alone. Any other argument is passed to `fit` and
-to `predict`, e.g. `--config best.yaml` or `--inference.shifts [[1,0],[-1,0]]`. With
-`--distill`, one more network (the first seed's) learns from all of them (`model.distillation.teachers`), and
-the submission is that single network's.
+Each member (every recipe with every seed) is an ordinary `fit` run with its own
+lightning_logs/version_N, so one that finished can be scored or resumed alone. Members that differ
+(network, augmentation, seed) make mistakes that differ, which is what averaging gains from. Any
+other argument goes to every `fit` and to the final `predict`, e.g. `--data.val_fraction 0.1` or
+`--inference.shifts [[1,0],[-1,0]]`. The submission uses the first recipe's inference settings.
+
+`--parallel N` trains N members at once in separate processes: one per GPU when there are GPUs
+(data-parallel DDP does not speed a batch of 86 up; a member per device does), else N CPU processes
+sharing the cores. With `--distill`, one more network (the first member's recipe and seed) learns
+from all of them (`model.distillation.teachers`), and the submission is that single network's.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
+import torch
 from lightning.pytorch.cli import LightningCLI
 
-from digit_recognizer.errors import CheckpointError
+from digit_recognizer.callbacks.submission import check_writable
+from digit_recognizer.constants import TEST_FILE
+from digit_recognizer.errors import CheckpointError, UserError
+from digit_recognizer.runs import RunLogger, member_checkpoint
+
+
+@dataclass(frozen=True)
+class Member:
+    recipe: str | None  # None: the recipe of the common arguments (or the default)
+    seed: int
+
+    def args(self, common: list[str]) -> list[str]:
+        recipe = ["--config", self.recipe] if self.recipe else []
+        return [*recipe, *common, "--seed_everything", str(self.seed)]
+
+    def __str__(self) -> str:
+        return f"seed {self.seed}" + (f", {self.recipe}" if self.recipe else "")
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(
         prog="python -m digit_recognizer ensemble",
-        description="Train one network per seed, one after another, and write the ensemble's submission.",
+        description="Train several networks and write the submission of their averaged probabilities.",
         epilog="Other arguments go to fit and predict, e.g. --config best.yaml --submission.path ens.csv",
     )
     parser.add_argument("--seeds", type=int, nargs="+", required=True, help="training seeds, one network each")
+    parser.add_argument("--recipes", nargs="+",
+                        help="recipes to train, each with every seed (e.g. best.yaml strong.yaml); default: --config's")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="members trained at once: one per GPU, else CPU processes sharing the cores (default 1)")
     parser.add_argument("--distill", action="store_true",
                         help="then train one more network taught by the others, and submit its predictions")
-    return parser.parse_known_args(argv)
+    options, rest = parser.parse_known_args(argv)
+    if options.parallel < 1:
+        parser.error(f"--parallel must be at least 1, not {options.parallel}")
+    if options.recipes and any(arg in ("--config", "-c") or arg.startswith("--config=") for arg in rest):
+        parser.error("give the recipes with --recipes or one --config, not both")
+    return options, rest
 
 
 def main(argv: list[str], cli_class: type[LightningCLI]) -> None:
-    """Fit each seed with `cli_class`, then predict with all of their checkpoints."""
+    """Fit every member with `cli_class`, then predict with all of their checkpoints."""
     options, args = parse_args(argv)
-    checkpoints = [fit_one(cli_class, args, seed) for seed in options.seeds]
-    for seed, checkpoint in zip(options.seeds, checkpoints):
-        print(f"ensemble member (seed {seed}): {checkpoint}")
+    members = [Member(recipe, seed) for recipe in options.recipes or [None] for seed in options.seeds]
+    log_root = check_before_training(cli_class, members[0].args(args))
+    if options.parallel > 1 and len(members) > 1:
+        checkpoints = fit_in_parallel(members, args, log_root, options.parallel)
+    else:
+        checkpoints = [fit_one(cli_class, member.args(args)) for member in members]
+    for member, checkpoint in zip(members, checkpoints):
+        print(f"ensemble member ({member}): {checkpoint}")
+    first = members[0]
     if options.distill:
-        student = fit_one(cli_class, [*args, "--model.distillation.teachers", json.dumps(checkpoints)], options.seeds[0])
-        print(f"distilled network (seed {options.seeds[0]}): {student}")
-        cli_class(args=["predict", *args, "--ckpt_path", student])
+        student = fit_one(cli_class, [*first.args(args), "--model.distillation.teachers", json.dumps(checkpoints)])
+        print(f"distilled network ({first}): {student}")
+        cli_class(args=["predict", *first.args(args), "--ckpt_path", student])
         return
-    cli_class(args=["predict", *args, "--ckpt_path", checkpoints[0],
+    cli_class(args=["predict", *first.args(args), "--ckpt_path", checkpoints[0],
                     "--inference.checkpoints", json.dumps(checkpoints[1:])])
 
 
-def fit_one(cli_class: type[LightningCLI], args: list[str], seed: int) -> str:
-    """The checkpoint that represents a `fit` with `seed`: its best, else its last."""
-    cli = cli_class(args=["fit", *args, "--seed_everything", str(seed)])
+def check_before_training(cli_class: type[LightningCLI], args: list[str]) -> Path:
+    """What would fail after hours of training fails now: the test images and the submission's path.
+
+    Returns the folder of the run folders.
+    """
+    from digit_recognizer.cli import _file_logger, _log_root  # the CLI's own rule for the run folders
+
+    cli = cli_class(args=args, run=False)
+    data = cli.datamodule
+    if not data.hparams.predict_csv and not data.hparams.images:
+        test_csv = data.csv_path(TEST_FILE)
+        if not test_csv.is_file():
+            raise UserError(f"{test_csv.parent}: no {TEST_FILE} (plain or .gz) for the ensemble's submission; "
+                            f"put it there or name another with --data.predict_csv")
+    submission = cli.config.submission.path
+    if submission:
+        check_writable(Path(submission))
+    return _log_root(_file_logger(cli.config.trainer.logger), cli.config.trainer.default_root_dir)
+
+
+def fit_one(cli_class: type[LightningCLI], args: list[str]) -> str:
+    """The checkpoint that represents a `fit`: its best, else its last."""
+    cli = cli_class(args=["fit", *args])
     callback = cli.trainer.checkpoint_callback
     path = callback.best_model_path or callback.last_model_path if callback is not None else ""
     if not path:
-        raise CheckpointError(f"ensemble: the run with seed {seed} saved no checkpoint; keep a ModelCheckpoint in trainer.callbacks")
+        raise CheckpointError("ensemble: a member's run saved no checkpoint; keep checkpointing on")
     return path
+
+
+def fit_in_parallel(members: list[Member], args: list[str], log_root: Path, parallel: int) -> list[str]:
+    """Each member as its own `fit` process, `parallel` at a time, in run folders claimed up front.
+
+    On GPUs member i sees only GPU i mod count; on the CPU each process gets an equal share of the
+    cores as its thread count. A member's output goes to fit.log in its run folder.
+    """
+    gpus = torch.cuda.device_count()
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    runs = [_claim_run(log_root) for _ in members]
+    waiting = list(zip(members, runs))
+    running: list[tuple[Member, Path, subprocess.Popen]] = []
+    slot = 0
+    try:
+        while waiting or running:
+            while waiting and len(running) < parallel:
+                member, run = waiting.pop(0)
+                env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+                if gpus:
+                    env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+                slot += 1
+                command = [sys.executable, "-m", "digit_recognizer", "fit", *member.args(args),
+                           "--trainer.logger.init_args.version", run.name.removeprefix("version_")]
+                with open(run / "fit.log", "w") as log:
+                    running.append((member, run, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)))
+                print(f"ensemble member ({member}): training in {run} (log: {run / 'fit.log'})")
+            time.sleep(1)
+            for entry in [e for e in running if e[2].poll() is not None]:
+                running.remove(entry)
+                member, run, process = entry
+                if process.returncode != 0:
+                    last = (run / "fit.log").read_text().strip().splitlines()[-1:] or ["no output"]
+                    raise UserError(f"ensemble member ({member}) failed with exit status {process.returncode}: "
+                                    f"{last[0]} (log: {run / 'fit.log'})")
+    finally:
+        for _, _, process in running:  # a failed or interrupted ensemble stops the other members too
+            process.terminate()
+            process.wait()
+    return [str(member_checkpoint(run)) for run in runs]
+
+
+def _claim_run(log_root: Path) -> Path:
+    """A new, empty run folder under `log_root`, claimed as a RunLogger claims one."""
+    logger = RunLogger(save_dir=str(log_root.parent), name=log_root.name)
+    return Path(logger.log_dir)

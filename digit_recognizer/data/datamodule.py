@@ -7,6 +7,7 @@ split is moved there once, and a batch is one index operation on it: no per-samp
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,7 @@ from torch.utils.data import DataLoader
 from digit_recognizer.constants import NUM_CLASSES, PIXEL_MAX, TEST_FILE, TRAIN_FILE
 from digit_recognizer.data.augment import BatchRandomWarp, batch_mixer
 from digit_recognizer.data.cache import load_digits
+from digit_recognizer.data.images import expand_image_paths, read_images
 from digit_recognizer.data.sources import existing_csv, find_competition_files, mnist_folder, resolve_data_dir
 from digit_recognizer.data.in_memory import DigitTensors, collate_batch
 from digit_recognizer.data.split import stratified_split
@@ -52,6 +54,9 @@ class KaggleDigitsDataModule(LightningDataModule):
             With both on, each batch gets one of the two.
         test_csv: Labelled CSV that `test` scores; default: the validation split.
         predict_csv: Unlabelled CSV that `predict` labels; default: test.csv beside train.csv.
+        images: Your own digit pictures for `predict` instead of a CSV: a PNG/JPEG file, a folder of
+            them, or a glob. Each is brought to MNIST's form (grayscale, white on black, cropped,
+            fitted into 20x20, centred by mass in 28x28); unreadable files are reported, one line each.
         num_workers: DataLoader worker processes (0: load in the main process, fastest for this data).
         on_device: Keep the splits in the accelerator's memory (GPU training with num_workers 0).
     """
@@ -75,6 +80,7 @@ class KaggleDigitsDataModule(LightningDataModule):
         cutmix_alpha: float = 0.0,
         test_csv: str | None = None,
         predict_csv: str | None = None,
+        images: str | None = None,
         num_workers: int = 0,
         on_device: bool = True,
     ) -> None:
@@ -97,13 +103,14 @@ class KaggleDigitsDataModule(LightningDataModule):
         self.test_set: DigitTensors | None = None
         self.predict_set: DigitTensors | None = None
         self._source_dir: Path | None = None
+        self.image_paths: list[Path] = []  # predict --data.images: the files read, in predict_set's order
 
     # -- locating and fetching the files ------------------------------------------------------
 
     def prepare_data(self) -> None:
         """Find (or unpack, or download) the files before any long work starts."""
         stage = self.trainer.state.fn if self.trainer is not None else None
-        named = {"predict": self.hparams.predict_csv, "test": self.hparams.test_csv}.get(stage)
+        named = {"predict": self.hparams.predict_csv or self.hparams.images, "test": self.hparams.test_csv}.get(stage)
         if not named:  # a stage given its own CSV needs no data folder
             self.source_dir()
 
@@ -132,9 +139,19 @@ class KaggleDigitsDataModule(LightningDataModule):
             raise DataError("validate needs a validation split: set --data.val_fraction above 0")
         if stage == "test":
             self.test_set = self._labelled_test_set()
-        if stage == "predict":
+        if stage == "predict" and self.hparams.images:
+            self.predict_set = self._own_images(self.hparams.images)
+        elif stage == "predict":
             path = Path(self.hparams.predict_csv) if self.hparams.predict_csv else self.csv_path(TEST_FILE)
             self.predict_set = self._load(path, labelled=False)
+
+    def _own_images(self, spec: str) -> DigitTensors:
+        images, self.image_paths, failures = read_images(expand_image_paths(spec))
+        for path, reason in failures:
+            print(f"skipped {path}: {reason}", file=sys.stderr)
+        if not self.image_paths:
+            raise DataError(f"{spec}: none of its {len(failures)} files could be read as a digit image")
+        return DigitTensors(images).to(self._data_device())
 
     def _load(self, path: Path, labelled: bool) -> DigitTensors:
         digits = load_digits(path, labelled=labelled, cache_dir=self.hparams.cache_dir)

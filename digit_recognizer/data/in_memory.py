@@ -13,12 +13,17 @@ from torch.utils.data import Dataset
 
 
 class DigitTensors(Dataset):
-    """uint8 images (N, 28, 28) and, when labelled, int64 labels (N,), on one device."""
+    """uint8 images (N, 28, 28) and, when labelled, int64 labels (N,) and each image's row in its
+    CSV (N,), on one device: a batch is [images, labels, rows] (or [images] unlabelled), so that
+    a mistake can be looked up in the file."""
 
-    def __init__(self, images: Tensor, labels: Tensor | None = None) -> None:
+    def __init__(self, images: Tensor, labels: Tensor | None = None, rows: Tensor | None = None) -> None:
         if labels is not None and len(labels) != len(images):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.tensors = (images,) if labels is None else (images, labels)
+        if labels is None:
+            self.tensors: tuple[Tensor, ...] = (images,)
+        else:
+            self.tensors = (images, labels, rows if rows is not None else torch.arange(len(images), device=images.device))
 
     @property
     def images(self) -> Tensor:
@@ -27,6 +32,11 @@ class DigitTensors(Dataset):
     @property
     def labels(self) -> Tensor | None:
         return self.tensors[1] if len(self.tensors) > 1 else None
+
+    @property
+    def rows(self) -> Tensor | None:
+        """0-based data rows of the CSV (line = row + 2, the header being line 1)."""
+        return self.tensors[2] if len(self.tensors) > 2 else None
 
     @property
     def device(self) -> torch.device:

@@ -30,7 +30,7 @@ class SWAWeightAveraging(WeightAveraging):
         super().__init__(**kwargs)  # no avg_fn: AveragedModel's default is the equal (running) mean
         self.start_epoch = start_epoch
         self._first_epoch = 0
-        self._averaging = False
+        self._trainer: Trainer | None = None
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # Checked here, not in __init__: LightningCLI would bury an error raised while it builds
@@ -44,14 +44,15 @@ class SWAWeightAveraging(WeightAveraging):
             raise UserError(f"SWAWeightAveraging and {others[0]} both average the weights; keep one of the two "
                             f"in trainer.callbacks")
         super().setup(trainer, pl_module, stage)
+        self._trainer = trainer
         if stage == "fit":
             self._first_epoch = int(start * trainer.max_epochs) if 0 < start < 1 else int(start)
 
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._averaging = trainer.current_epoch >= self._first_epoch
-
     def should_update(self, step_idx: int | None = None, epoch_idx: int | None = None) -> bool:
-        return step_idx is not None and self._averaging
+        """After every step of the epochs from the start on. Read from the trainer at each step, not
+        decided in on_train_epoch_start: a run resumed mid-epoch skips that hook, and the rest of
+        its epoch would be left out of the average."""
+        return step_idx is not None and self._trainer is not None and self._trainer.current_epoch >= self._first_epoch
 
     def _has_average(self) -> bool:
         return self._average_model is not None and int(self._average_model.n_averaged) > 0

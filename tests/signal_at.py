@@ -1,0 +1,22 @@
+"""A callback the resume tests add to a `fit` subprocess (tests/ is on its PYTHONPATH): it signals
+its own process at a chosen batch, as a user's Ctrl-C or a scheduler's SIGTERM would."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from lightning.pytorch import Callback
+
+
+class SignalAt(Callback):
+    """Send `signum` to this process at the start of batch `batch` of epoch `epoch`, once."""
+
+    def __init__(self, epoch: int, batch: int, signum: int = int(signal.SIGTERM)) -> None:
+        self.epoch, self.batch, self.signum = epoch, batch, signum
+        self.sent = False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if not self.sent and trainer.current_epoch == self.epoch and batch_idx == self.batch:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)

@@ -1,0 +1,118 @@
+"""Every shipped recipe resumes exactly on the CPU: after an epoch's end and after SIGTERM or Ctrl-C
+in mid-epoch, the resumed run ends with the uninterrupted run's weights, optimizer, scheduler,
+weight average and random states. The runs are long enough for the plateau scheduler and the
+weight average to act (checked, so that the tests can fail)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, run_cli, tiny_run_args
+
+pytestmark = pytest.mark.slow
+LAST = Path("lightning_logs/version_0/checkpoints/last.ckpt")
+TESTS = Path(__file__).resolve().parent
+CALLBACK_STATES = ("RandomStateCheckpoint", "EpochEndSchedulerStep", "SWAWeightAveraging")
+
+
+def fit(cwd: Path, recipe: str, *extra: str, check: bool = True):
+    cwd.mkdir(exist_ok=True)
+    args = tiny_run_args(cwd.parent / "data", "--trainer.accelerator", "cpu", "--trainer.deterministic", "true",
+                         config=REPO / "configs" / recipe)
+    env_path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    os.environ["PYTHONPATH"] = env_path  # run_cli passes the environment on: SignalAt imports from tests/
+    return run_cli("fit", *args, *extra, cwd=cwd, check=check)
+
+
+def signal_at(epoch: int, batch: int, signum: signal.Signals) -> list[str]:
+    return ["--trainer.callbacks+=signal_at.SignalAt", "--trainer.callbacks.epoch", str(epoch),
+            "--trainer.callbacks.batch", str(batch), "--trainer.callbacks.signum", str(int(signum))]
+
+
+def load(folder: Path) -> dict:
+    return torch.load(folder / LAST, map_location="cpu", weights_only=True)
+
+
+def assert_same_state(expected: dict, got: dict) -> None:
+    """Everything a resumed run carries on with: weights, optimizer, schedulers, averages, RNG."""
+    assert (got["epoch"], got["global_step"]) == (expected["epoch"], expected["global_step"])
+    for key in ("state_dict", "current_model_state"):
+        assert (key in got) == (key in expected), key
+        for name, tensor in expected.get(key, {}).items():
+            assert torch.equal(tensor, got[key][name]), f"{key} {name} differs after resuming"
+    torch.testing.assert_close(got["optimizer_states"], expected["optimizer_states"], rtol=0, atol=0)
+    assert got["lr_schedulers"] == expected["lr_schedulers"]
+    for name in CALLBACK_STATES:
+        if name in expected["callbacks"]:
+            torch.testing.assert_close(got["callbacks"][name], expected["callbacks"][name], rtol=0, atol=0)
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    from conftest import write_tiny_data
+
+    folder = tmp_path_factory.mktemp("resume")
+    write_tiny_data(folder)
+    return folder
+
+
+PATIENCE_0 = ["--model.scheduler.init_args.patience", "0"]  # the plateau acts within four epochs
+
+
+@pytest.fixture(scope="module")
+def cnn_straight(root) -> dict:
+    fit(root / "cnn-straight", "cnn.yaml", *PATIENCE_0, "--trainer.max_epochs", "4")
+    expected = load(root / "cnn-straight")
+    plateau = expected["lr_schedulers"][0]
+    assert plateau["last_epoch"] == 4 and plateau["_last_lr"][0] < 1e-3, "the scheduler must act in the run"
+    return expected
+
+
+def test_cnn_resumes_exactly_after_an_epochs_end(root, cnn_straight):
+    folder = root / "cnn-epochs"
+    fit(folder, "cnn.yaml", *PATIENCE_0, "--trainer.max_epochs", "2")
+    fit(folder, "cnn.yaml", *PATIENCE_0, "--trainer.max_epochs", "4", "--ckpt_path", "last")
+    assert_same_state(cnn_straight, load(folder))
+
+
+def test_cnn_resumes_exactly_after_sigterm_in_mid_epoch(root, cnn_straight):
+    folder = root / "cnn-sigterm"
+    stopped = fit(folder, "cnn.yaml", *PATIENCE_0, "--trainer.max_epochs", "4",
+                  *signal_at(2, 1, signal.SIGTERM), check=False)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    assert load(folder)["global_step"] == 7, "stopped in the third epoch, after its first batch"
+    fit(folder, "cnn.yaml", *PATIENCE_0, "--trainer.max_epochs", "4", "--ckpt_path", "last")
+    assert_same_state(cnn_straight, load(folder))
+
+
+def test_quick_resumes_exactly_after_ctrl_c_in_mid_epoch(root):
+    fit(root / "quick-straight", "quick.yaml")
+    folder = root / "quick-ctrl-c"
+    stopped = fit(folder, "quick.yaml", *signal_at(1, 2, signal.SIGINT), check=False)
+    assert stopped.returncode in (1, 128 + signal.SIGINT), stopped.stderr[-2000:]
+    assert load(folder)["global_step"] == 5
+    fit(folder, "quick.yaml", "--ckpt_path", "last")
+    assert_same_state(load(root / "quick-straight"), load(folder))
+
+
+@pytest.fixture(scope="module")
+def best_straight(root) -> dict:
+    fit(root / "best-straight", "best.yaml", "--trainer.max_epochs", "4")
+    expected = load(root / "best-straight")
+    assert "current_model_state" in expected, "the weight average must have begun"
+    return expected
+
+
+@pytest.mark.parametrize("epoch, batch", [(2, 1), (3, 0)], ids=["mid-epoch", "epoch-start"])
+def test_best_resumes_exactly_with_its_weight_average(root, best_straight, epoch, batch):
+    """SWA from epoch 2 of 4: a stop inside the averaged epochs must not leave steps out of the average."""
+    folder = root / f"best-{epoch}-{batch}"
+    stopped = fit(folder, "best.yaml", "--trainer.max_epochs", "4", *signal_at(epoch, batch, signal.SIGTERM), check=False)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    fit(folder, "best.yaml", "--trainer.max_epochs", "4", "--ckpt_path", "last")
+    assert_same_state(best_straight, load(folder))
