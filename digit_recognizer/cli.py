@@ -287,6 +287,9 @@ def main(argv: list[str] | None = None) -> None:
     # validate/test/predict with best.yaml: the checkpoint's state_dict already holds the
     # averaged weights, which is what these commands should use.
     warnings.filterwarnings("ignore", message=r"You're using the WeightAveraging callback, but loading a checkpoint")
+    # The training loader resumes in mid-epoch through the DataModule's state (data/resumable.py),
+    # not through Lightning's stateful-loader protocol, which Lightning checks for.
+    warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
     # val_fraction 0 (every row trains): the data module returns no validation batches on purpose.
     warnings.filterwarnings("ignore", message=r"Total length of `list` across ranks is zero")
     # Every DigitCLI below gets its arguments from `args` on purpose (without --verbose, or one per

@@ -25,6 +25,7 @@ class EpochEndSchedulerStep(Callback):
     def __init__(self) -> None:
         self._trainer: Trainer | None = None
         self._to_replay: dict[str, Any] | None = None
+        self._replayed_epoch: int | None = None
 
     @staticmethod
     def _epoch_schedulers(trainer: Trainer) -> list[LRSchedulerConfig]:
@@ -53,12 +54,23 @@ class EpochEndSchedulerStep(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """After the restore, before the resumed run's first batch (also when it resumes mid-epoch)."""
         pending, self._to_replay = self._to_replay, None
-        if pending is None:
-            return
+        if pending is not None:
+            self._step(trainer, pl_module, pending["epoch"], pending["metrics"])
+            self._replayed_epoch = pending["epoch"]
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Still restarting at an epoch's end: Lightning will not step this epoch's schedulers."""
+        epoch = trainer.current_epoch
+        if trainer.fit_loop.restarting and epoch != self._replayed_epoch:
+            metrics = {key: float(value) for key, value in trainer.callback_metrics.items() if value.numel() == 1}
+            self._step(trainer, pl_module, epoch, metrics)
+
+    def _step(self, trainer: Trainer, pl_module: LightningModule, epoch: int, metrics: dict[str, float]) -> None:
+        """Each epoch-interval scheduler's step for `epoch`, as Lightning's `_update_learning_rates` takes it."""
         for config in self._epoch_schedulers(trainer):
-            if config.frequency != 1 and (pending["epoch"] + 1) % config.frequency:
+            if config.frequency != 1 and (epoch + 1) % config.frequency:
                 continue
             if config.monitor is None:
                 pl_module.lr_scheduler_step(config.scheduler, None)
-            elif config.monitor in pending["metrics"]:  # as Lightning: no metric (strict=False), no step
-                pl_module.lr_scheduler_step(config.scheduler, torch.tensor(pending["metrics"][config.monitor]))
+            elif config.monitor in metrics:  # as Lightning: no metric (strict=False), no step
+                pl_module.lr_scheduler_step(config.scheduler, torch.tensor(metrics[config.monitor]))

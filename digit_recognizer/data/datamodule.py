@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -23,6 +23,7 @@ from digit_recognizer.data.cache import load_digits
 from digit_recognizer.data.images import expand_image_paths, read_images
 from digit_recognizer.data.sources import existing_csv, find_competition_files, mnist_folder, resolve_data_dir
 from digit_recognizer.data.in_memory import DigitTensors, collate_batch
+from digit_recognizer.data.resumable import ResumableLoader
 from digit_recognizer.data.split import stratified_split
 from digit_recognizer.errors import DataError
 
@@ -103,6 +104,8 @@ class KaggleDigitsDataModule(LightningDataModule):
         self.test_set: DigitTensors | None = None
         self.predict_set: DigitTensors | None = None
         self._source_dir: Path | None = None
+        self._train_loader: ResumableLoader | None = None
+        self._resume: dict[str, Any] | None = None  # a mid-epoch position from the checkpoint
         self.image_paths: list[Path] = []  # predict --data.images: the files read, in predict_set's order
 
     # -- locating and fetching the files ------------------------------------------------------
@@ -179,26 +182,35 @@ class KaggleDigitsDataModule(LightningDataModule):
 
     # -- loaders ------------------------------------------------------------------------------
 
-    def state_dict(self) -> dict[str, Tensor]:
-        return {"shuffle_generator": self.shuffle_generator.get_state()}
+    def state_dict(self) -> dict[str, Any]:
+        return {"shuffle_generator": self.shuffle_generator.get_state(), "epoch_position": self._epoch_position()}
 
-    def load_state_dict(self, state_dict: dict[str, Tensor]) -> None:
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.shuffle_generator.set_state(state_dict["shuffle_generator"])
+        self._resume = state_dict.get("epoch_position") or None  # older checkpoints: none
 
     def _loader(self, dataset: DigitTensors | None, shuffle: bool = False, unrepeated: bool = False) -> DataLoader | list:
         if dataset is None:
             return []  # Lightning skips a loop without batches (training on all rows: no validation)
         workers = self.hparams.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            sampler=self._unrepeated_sampler(dataset) if unrepeated else None,
-            collate_fn=collate_batch,
-            generator=self.shuffle_generator if shuffle else None,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-        )
+        settings = {"batch_size": self.hparams.batch_size, "collate_fn": collate_batch, "num_workers": workers,
+                    "persistent_workers": workers > 0}
+        if shuffle:  # training: resumable in mid-epoch
+            resume, self._resume = self._resume, None
+            self._train_loader = ResumableLoader(dataset, shuffle=True, generator=self.shuffle_generator,
+                                                 resume=resume, **settings)
+            return self._train_loader
+        return DataLoader(dataset, sampler=self._unrepeated_sampler(dataset) if unrepeated else None, **settings)
+
+    def _epoch_position(self) -> dict[str, Tensor | int]:
+        """Where a checkpoint written now stands in the training epoch; {} at an epoch's end."""
+        loader, trainer = self._train_loader, self.trainer
+        if loader is None or loader.epoch_start is None or trainer is None or not trainer.training:
+            return {}
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
+        if done == 0 or done >= trainer.num_training_batches:
+            return {}
+        return {"generator": loader.epoch_start, "batches_done": int(done)}
 
     def _unrepeated_sampler(self, dataset: DigitTensors) -> UnrepeatedDistributedSampler | None:
         """Under DDP, every image to exactly one process: Lightning's default DistributedSampler
