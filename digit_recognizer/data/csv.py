@@ -6,6 +6,7 @@ counts it: the header is line 1) and the column, so a user can open the file and
 
 from __future__ import annotations
 
+import gzip
 import re
 import zlib
 from dataclasses import dataclass
@@ -81,7 +82,27 @@ def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
 
 
 def _read_header(path: Path) -> list[str]:
-    return [str(name) for name in _read_csv(path, nrows=0).columns]
+    """Line 1's names as written: pandas' own header parsing renames an empty name to 'Unnamed: 3' and
+    a repeated one to 'pixel5.1', names the file does not hold."""
+    try:
+        first = _read_csv(path, header=None, nrows=1, dtype=str, na_filter=False, skip_blank_lines=False)
+    except DataError as exc:
+        if "the file is empty" in str(exc) and _has_text(path):  # pandas: "no columns" for a blank line 1
+            raise DataError(f"{path}: line 1: blank line; the header ({_header_example()}) must come first") from None
+        raise
+    return [str(name) for name in first.iloc[0]] if len(first) else []
+
+
+def _has_text(path: Path) -> bool:
+    """Whether the (decompressed) .csv or .csv.gz holds anything at all, e.g. a blank line."""
+    if path.suffix not in (".csv", ".gz"):
+        return False  # another compression pandas infers: say "empty", as pandas does
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
+        return bool(file.read(1))
+
+
+def _header_example() -> str:
+    return f"{LABEL_COLUMN},{PIXEL_COLUMNS[0]},...,{PIXEL_COLUMNS[-1]}"
 
 
 def _check_header(path: Path, header: list[str], expected: list[str], labelled: bool) -> None:
@@ -97,9 +118,13 @@ def _check_header(path: Path, header: list[str], expected: list[str], labelled: 
     missing = [name for name in expected if name not in header]
     if missing:
         raise DataError(f"{path}: line 1: missing column '{missing[0]}' ({len(missing)} missing)")
-    extra = [name for name in header if name not in expected]
+    repeated = next((name for i, name in enumerate(header) if name in header[:i]), None)
+    if repeated is not None:
+        raise DataError(f"{path}: line 1: column '{repeated}' appears {header.count(repeated)} times")
+    extra = [(i, name) for i, name in enumerate(header) if name not in expected]
     if extra:
-        raise DataError(f"{path}: line 1: unexpected column '{extra[0]}' ({len(extra)} unexpected)")
+        position, name = extra[0]
+        raise DataError(f"{path}: line 1: unexpected column '{name}' (column {position + 1}; {len(extra)} unexpected)")
     position = next(i for i, (got, want) in enumerate(zip(header, expected)) if got != want)
     raise DataError(f"{path}: line 1: column {position + 1} is '{header[position]}', expected '{expected[position]}'")
 
