@@ -74,6 +74,12 @@ BAD_TRAIN = {
     "negative pixel": (HEADER + "\n" + row(pixel="-1", at=0) + "\n", "line 2, column 'pixel0': -1 is outside 0..255"),
     "label above 9": (HEADER + "\n" + row() + "\n" + row(label=10) + "\n", "line 3, column 'label': 10 is outside 0..9"),
     "non-numeric label": (HEADER + "\n" + row(label="seven") + "\n", "line 2, column 'label': 'seven' is not a number"),
+    "unclosed quote on line 2": (HEADER + "\n" + row(pixel='"7') + "\n" + row() + "\n",
+                                 "line 2: a quoted cell starts here and its closing quote is missing"),
+    "unclosed quote": (HEADER + "\n" + row() + "\n" + row(label='"3') + "\n",
+                       "line 3: a quoted cell starts here and its closing quote is missing"),
+    "unclosed quote in the header": ('"' + HEADER + "\n" + row() + "\n",
+                                     "line 1: a quoted cell starts here and its closing quote is missing"),
     "blank line": (HEADER + "\n" + row() + "\n\n" + row() + "\n", "line 3: blank line"),
 }
 

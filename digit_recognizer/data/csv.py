@@ -23,6 +23,7 @@ from digit_recognizer.files import atomic_path
 
 _FIRST_DATA_LINE = 2  # line 1 is the header
 _TOKENIZER_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ def _read_header(path: Path) -> list[str]:
     a repeated one to 'pixel5.1', names the file does not hold."""
     try:
         first = _read_csv(path, header=None, nrows=1, dtype=str, na_filter=False, skip_blank_lines=False)
+    except pd.errors.ParserError as exc:  # a quote on line 1 or 2 that is never closed
+        raise _parser_error(path, exc, width=None) from None
     except DataError as exc:
         if "the file is empty" in str(exc) and _has_text(path):  # pandas: "no columns" for a blank line 1
             raise DataError(f"{path}: line 1: blank line; the header ({_header_example()}) must come first") from None
@@ -137,18 +140,31 @@ def _read_rows(path: Path, width: int) -> pd.DataFrame:
             raise DataError(f"{path}: has a header but no data rows") from None
         raise
     except pd.errors.ParserError as exc:
-        match = _TOKENIZER_ERROR.search(str(exc))
-        if not match:
-            raise DataError(f"{path}: malformed CSV ({exc})") from None
-        seen_first, line, saw = (int(group) for group in match.groups())
-        if seen_first != width:  # pandas takes the first data row's width as the norm
-            raise DataError(f"{path}: line {_FIRST_DATA_LINE}: {seen_first} fields, the header has {width}") from None
-        raise DataError(f"{path}: line {line}: {saw} fields, the header has {width}") from None
+        raise _parser_error(path, exc, width) from None
     if frame.shape[1] != width:
-        raise DataError(f"{path}: line {_FIRST_DATA_LINE}: {frame.shape[1]} fields, the header has {width}")
+        raise DataError(f"{path}: line {_FIRST_DATA_LINE}: {_fields(frame.shape[1])}, the header has {width}")
     if len(frame) == 0:
         raise DataError(f"{path}: has a header but no data rows")
     return frame
+
+
+def _parser_error(path: Path, exc: pd.errors.ParserError, width: int | None) -> DataError:
+    """pandas' tokenizer error as one line naming the line; `width`: the header's, None while reading it."""
+    fields = _TOKENIZER_ERROR.search(str(exc))
+    if fields and width is not None:
+        seen_first, line, saw = (int(group) for group in fields.groups())
+        if seen_first != width:  # pandas takes the first data row's width as the norm
+            return DataError(f"{path}: line {_FIRST_DATA_LINE}: {_fields(seen_first)}, the header has {width}")
+        return DataError(f"{path}: line {line}: {_fields(saw)}, the header has {width}")
+    quote = _OPEN_QUOTE.search(str(exc))
+    if quote:  # pandas counts rows from 0, the header included
+        return DataError(f"{path}: line {int(quote[1]) + 1}: a quoted cell starts here and its closing quote is missing")
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(f"{path}: malformed CSV ({reason})")
+
+
+def _fields(count: int) -> str:
+    return f"{count} field" if count == 1 else f"{count} fields"
 
 
 def _integer_values(path: Path, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
