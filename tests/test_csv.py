@@ -81,6 +81,8 @@ BAD_TRAIN = {
     "unclosed quote in the header": ('"' + HEADER + "\n" + row() + "\n",
                                      "line 1: a quoted cell starts here and its closing quote is missing"),
     "blank line": (HEADER + "\n" + row() + "\n\n" + row() + "\n", "line 3: blank line"),
+    "blank line after the header": (HEADER + "\r\n\r\n" + row() + "\r\n", "line 2: blank line"),
+    "blank line after a CR-ended header": (HEADER + "\r\r\n" + row() + "\n", "line 2: blank line"),
 }
 
 

@@ -133,12 +133,16 @@ def _check_header(path: Path, header: list[str], expected: list[str], labelled: 
 
 
 def _read_rows(path: Path, width: int) -> pd.DataFrame:
+    """The data rows, one per line: a blank line is a row of missing cells, reported as such."""
+    options = dict(header=None, skiprows=1, skip_blank_lines=False, low_memory=False)
     try:
-        frame = _read_csv(path, header=None, skiprows=1, skip_blank_lines=False, low_memory=False)
-    except DataError as exc:
-        if "the file is empty" in str(exc):
-            raise DataError(f"{path}: has a header but no data rows") from None
-        raise
+        try:
+            frame = _read_csv(path, **options)
+        except DataError as exc:
+            if "the file is empty" not in str(exc):
+                raise
+            # pandas takes its width from line 2, and a blank line 2 has none: give it the header's
+            frame = _read_csv(path, names=list(range(width)), index_col=False, **options)
     except pd.errors.ParserError as exc:
         raise _parser_error(path, exc, width) from None
     if frame.shape[1] != width:
