@@ -48,12 +48,12 @@ def read_digits_csv(path: str | Path, labelled: bool) -> Digits:
     frame = _read_rows(path, len(expected))
     values = _integer_values(path, frame, expected)
     if labelled:
-        _check_range(path, values[:, :1], expected[:1], NUM_CLASSES - 1)
-        _check_range(path, values[:, 1:], expected[1:], PIXEL_MAX)
+        _check_range(path, frame.iloc[:, :1], values[:, :1], expected[:1], NUM_CLASSES - 1)
+        _check_range(path, frame.iloc[:, 1:], values[:, 1:], expected[1:], PIXEL_MAX)
         labels = torch.from_numpy(values[:, 0].astype(np.int64))
         pixels = values[:, 1:]
     else:
-        _check_range(path, values, expected, PIXEL_MAX)
+        _check_range(path, frame, values, expected, PIXEL_MAX)
         labels, pixels = None, values
     images = torch.from_numpy(pixels.astype(np.uint8)).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
     return Digits(images=images, labels=labels)
@@ -172,39 +172,57 @@ def _fields(count: int) -> str:
 
 
 def _integer_values(path: Path, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """The cells as one int64 array; the first cell that is not a whole number is reported."""
-    bad = [i for i, dtype in enumerate(frame.dtypes) if not pd.api.types.is_integer_dtype(dtype)]
-    if not bad:
+    """The cells as whole numbers, or a DataError for the first cell that is not one.
+
+    int64 when pandas parsed every column as such (a Kaggle file); float64 otherwise, checked in one
+    pass over all cells (a blank line makes every column float). A huge or infinite number stays a
+    float here, so the range check reports it as written instead of as a wrapped int64.
+    """
+    if all(dtype == np.int64 for dtype in frame.dtypes):
         return frame.to_numpy(dtype=np.int64)
-    problems = []  # (row, column, message) of the first bad cell in each bad column
-    for column in bad:
+    numbers = np.empty(frame.shape, dtype=np.float64)
+    numeric = [i for i, dtype in enumerate(frame.dtypes)
+               if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_float_dtype(dtype)]
+    numbers[:, numeric] = frame.iloc[:, numeric].to_numpy(dtype=np.float64)
+    for column in sorted(set(range(frame.shape[1])) - set(numeric)):  # text, or True/False
         cells = frame.iloc[:, column]
-        numbers = pd.to_numeric(cells, errors="coerce")
-        missing = cells.isna().to_numpy()
-        non_numeric = numbers.isna().to_numpy() & ~missing
-        fractional = (numbers.notna() & (numbers != np.floor(numbers))).to_numpy()
-        for mask, describe in (
-            (missing, lambda row: "empty or missing cell"),
-            (non_numeric, lambda row: f"{cells.iloc[row]!r} is not a number"),
-            (fractional, lambda row: f"{float(numbers.iloc[row]):g} is not a whole number"),
-        ):
-            if mask.any():
-                row = int(np.argmax(mask))
-                problems.append((row, column, describe(row)))
-    if not problems:  # a float column holding whole numbers only, e.g. "3.0"
-        return frame.to_numpy(dtype=np.float64).astype(np.int64)
-    row, column, message = min(problems)
-    if frame.iloc[row].isna().all():
+        if pd.api.types.is_bool_dtype(cells.dtype):
+            numbers[:, column] = np.nan
+        else:
+            numbers[:, column] = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = frame.isna().to_numpy()
+    finite = np.isfinite(numbers)
+    fractional = np.zeros_like(finite)
+    fractional[finite] = numbers[finite] != np.floor(numbers[finite])
+    bad = missing | ~finite | fractional
+    if not bad.any():
+        return numbers
+    row, column = (int(i) for i in np.argwhere(bad)[0])  # the first bad cell, row by row
+    if missing[row].all():
         raise DataError(f"{path}: line {row + _FIRST_DATA_LINE}: blank line")
+    if missing[row, column]:
+        message = "empty or missing cell"
+    elif not finite[row, column]:
+        cell = frame.iat[row, column]
+        message = f"{cell!r} is not a number" if isinstance(cell, str) else f"{cell} is not a number"
+    else:
+        message = f"{numbers[row, column]:g} is not a whole number"
     raise DataError(f"{path}: line {row + _FIRST_DATA_LINE}, column '{columns[column]}': {message}")
 
 
-def _check_range(path: Path, values: np.ndarray, columns: list[str], maximum: int) -> None:
+def _check_range(path: Path, frame: pd.DataFrame, values: np.ndarray, columns: list[str], maximum: int) -> None:
     outside = (values < 0) | (values > maximum)
     if not outside.any():
         return
-    row, column = np.argwhere(outside)[0]
+    row, column = (int(i) for i in np.argwhere(outside)[0])
     raise DataError(
         f"{path}: line {row + _FIRST_DATA_LINE}, column '{columns[column]}': "
-        f"{values[row, column]} is outside 0..{maximum}"
+        f"{_number_text(frame, values, row, column)} is outside 0..{maximum}"
     )
+
+
+def _number_text(frame: pd.DataFrame, values: np.ndarray, row: int, column: int) -> str:
+    """The cell's whole number as pandas read it: exact for an integer column (e.g. uint64)."""
+    if pd.api.types.is_integer_dtype(frame.dtypes.iloc[column]):
+        return str(frame.iat[row, column])
+    return str(int(values[row, column]))
