@@ -63,7 +63,10 @@ BAD_TRAIN = {
                         "line 1: column 3 is 'pixel2', expected 'pixel1'"),
     "too many fields": (HEADER + "\n" + row() + "\n" + row() + ",0\n", "line 3: 786 fields, the header has 785"),
     "too few fields": (HEADER + "\n" + row() + "\n" + row()[:-2] + "\n", "line 3, column 'pixel783': empty or missing cell"),
-    "first row short": (HEADER + "\n" + row()[:-2] + "\n" + row() + "\n", "line 2: 784 fields, the header has 785"),
+    "first row short": (HEADER + "\n" + row()[:-2] + "\n" + row() + "\n", "line 2, column 'pixel783': empty or missing cell"),
+    "first row long": (HEADER + "\n" + row() + ",0,0\n" + row() + "\n", "line 2: 787 fields, the header has 785"),
+    "CR line ends, line 2 starts with an empty cell": (HEADER + "\r" + ",0" * 785 + "\r",
+                                                      "line 2: 786 fields, the header has 785"),
     "non-numeric pixel": (HEADER + "\n" + row() + "\n" + row(pixel="abc", at=12) + "\n",
                           "line 3, column 'pixel12': 'abc' is not a number"),
     "blank cell": (HEADER + "\n" + row(pixel="", at=40) + "\n", "line 2, column 'pixel40': empty or missing cell"),
@@ -126,6 +129,8 @@ def test_gzip_of_non_utf8(tmp_path):
 
 
 BAD_TEST = {
+    "CR line ends, line 2 starts with an empty cell": (TEST_HEADER + "\r" + ",0" * 784 + "\r",
+                                                      "line 2: 785 fields, the header has 784"),
     "header only": (TEST_HEADER + "\r\n", "has a header but no data rows"),
     "missing column": (TEST_HEADER.rsplit(",", 1)[0] + "\n" + row(None)[:-2] + "\n", "line 1: missing column 'pixel783'"),
     "blank cell": (TEST_HEADER + "\n" + row(None) + "\n" + row(None, pixel="", at=9) + "\n",

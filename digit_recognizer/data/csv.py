@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,32 +134,42 @@ def _check_header(path: Path, header: list[str], expected: list[str], labelled: 
 
 
 def _read_rows(path: Path, width: int) -> pd.DataFrame:
-    """The data rows, one per line: a blank line is a row of missing cells, reported as such."""
-    options = dict(header=None, skiprows=1, skip_blank_lines=False, low_memory=False)
+    """The data rows, one per line, at the header's width: a blank or short line has missing cells.
+
+    Parsing line 1 as the header (not skipping it) matters: after a skipped CR-ended line pandas'
+    tokenizer drops a leading empty cell of line 2, shifting that row by one column.
+    """
     try:
-        try:
-            frame = _read_csv(path, **options)
-        except DataError as exc:
-            if "the file is empty" not in str(exc):
-                raise
-            # pandas takes its width from line 2, and a blank line 2 has none: give it the header's
-            frame = _read_csv(path, names=list(range(width)), index_col=False, **options)
+        with warnings.catch_warnings():
+            # index_col=False: a longer line 2 must not become an index; pandas would drop its extra cells
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = _read_csv(path, header=0, index_col=False, skip_blank_lines=False, low_memory=False)
+    except pd.errors.ParserWarning:
+        raise DataError(f"{path}: line {_FIRST_DATA_LINE}: {_fields(_first_row_width(path, width))}, "
+                        f"the header has {width}") from None
     except pd.errors.ParserError as exc:
         raise _parser_error(path, exc, width) from None
-    if frame.shape[1] != width:
-        raise DataError(f"{path}: line {_FIRST_DATA_LINE}: {_fields(frame.shape[1])}, the header has {width}")
     if len(frame) == 0:
         raise DataError(f"{path}: has a header but no data rows")
     return frame
+
+
+def _first_row_width(path: Path, width: int) -> int:
+    """How many fields line 2 has, when it has more than the header's `width`."""
+    try:
+        _read_csv(path, header=None, nrows=2, dtype=str, na_filter=False, skip_blank_lines=False)
+    except pd.errors.ParserError as exc:
+        fields = _TOKENIZER_ERROR.search(str(exc))
+        if fields:
+            return int(fields[3])
+    return width + 1  # at least
 
 
 def _parser_error(path: Path, exc: pd.errors.ParserError, width: int | None) -> DataError:
     """pandas' tokenizer error as one line naming the line; `width`: the header's, None while reading it."""
     fields = _TOKENIZER_ERROR.search(str(exc))
     if fields and width is not None:
-        seen_first, line, saw = (int(group) for group in fields.groups())
-        if seen_first != width:  # pandas takes the first data row's width as the norm
-            return DataError(f"{path}: line {_FIRST_DATA_LINE}: {_fields(seen_first)}, the header has {width}")
+        _, line, saw = (int(group) for group in fields.groups())
         return DataError(f"{path}: line {line}: {_fields(saw)}, the header has {width}")
     quote = _OPEN_QUOTE.search(str(exc))
     if quote:  # pandas counts rows from 0, the header included
