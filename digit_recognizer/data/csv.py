@@ -6,7 +6,9 @@ counts it: the header is line 1) and the column, so a user can open the file and
 
 from __future__ import annotations
 
+import csv
 import gzip
+import io
 import re
 import warnings
 import zlib
@@ -169,13 +171,38 @@ def _parser_error(path: Path, exc: pd.errors.ParserError, width: int | None) -> 
     """pandas' tokenizer error as one line naming the line; `width`: the header's, None while reading it."""
     fields = _TOKENIZER_ERROR.search(str(exc))
     if fields and width is not None:
-        _, line, saw = (int(group) for group in fields.groups())
-        return DataError(f"{path}: line {line}: {_fields(saw)}, the header has {width}")
+        _, record, saw = (int(group) for group in fields.groups())  # pandas counts records from 1
+        return DataError(f"{path}: line {_line(path, record - 1)}: {_fields(saw)}, the header has {width}")
     quote = _OPEN_QUOTE.search(str(exc))
-    if quote:  # pandas counts rows from 0, the header included
-        return DataError(f"{path}: line {int(quote[1]) + 1}: a quoted cell starts here and its closing quote is missing")
+    if quote:  # pandas counts these records from 0, the header included
+        return DataError(f"{path}: line {_line(path, int(quote[1]))}: a quoted cell starts here and its closing "
+                         "quote is missing")
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return DataError(f"{path}: malformed CSV ({reason})")
+
+
+def _line(path: Path, record: int) -> int:
+    """The line, as an editor counts them, on which CSV record `record` starts (0: the header).
+
+    pandas counts records; they are lines unless a quoted cell holds a line break, so only a file
+    with a quote in it is parsed again (with the csv module, on the way to an error) to count.
+    """
+    try:
+        if path.suffix not in (".csv", ".gz"):
+            return record + 1  # another compression pandas infers: do not guess
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8-sig", newline="") as file:
+            text = file.read()
+        if '"' not in text:
+            return record + 1
+        reader = csv.reader(io.StringIO(text, newline=""))
+        line = 1
+        for index, _ in enumerate(reader):
+            if index == record:
+                return line
+            line = reader.line_num + 1
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error):
+        pass
+    return record + 1
 
 
 def _fields(count: int) -> str:
@@ -210,7 +237,7 @@ def _integer_values(path: Path, frame: pd.DataFrame, columns: list[str]) -> np.n
         return numbers
     row, column = (int(i) for i in np.argwhere(bad)[0])  # the first bad cell, row by row
     if missing[row].all():
-        raise DataError(f"{path}: line {row + _FIRST_DATA_LINE}: blank line")
+        raise DataError(f"{path}: line {_line(path, row + 1)}: blank line")
     if missing[row, column]:
         message = "empty or missing cell"
     elif not finite[row, column]:
@@ -218,7 +245,7 @@ def _integer_values(path: Path, frame: pd.DataFrame, columns: list[str]) -> np.n
         message = f"{cell!r} is not a number" if isinstance(cell, str) else f"{cell} is not a number"
     else:
         message = f"{numbers[row, column]:g} is not a whole number"
-    raise DataError(f"{path}: line {row + _FIRST_DATA_LINE}, column '{columns[column]}': {message}")
+    raise DataError(f"{path}: line {_line(path, row + 1)}, column '{columns[column]}': {message}")
 
 
 def _check_range(path: Path, frame: pd.DataFrame, values: np.ndarray, columns: list[str], maximum: int) -> None:
@@ -227,7 +254,7 @@ def _check_range(path: Path, frame: pd.DataFrame, values: np.ndarray, columns: l
         return
     row, column = (int(i) for i in np.argwhere(outside)[0])
     raise DataError(
-        f"{path}: line {row + _FIRST_DATA_LINE}, column '{columns[column]}': "
+        f"{path}: line {_line(path, row + 1)}, column '{columns[column]}': "
         f"{_number_text(frame, values, row, column)} is outside 0..{maximum}"
     )
 
