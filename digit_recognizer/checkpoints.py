@@ -16,7 +16,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from digit_recognizer.errors import CheckpointError
-from digit_recognizer.files import atomic_path
+from digit_recognizer.files import atomic_file
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -26,8 +26,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if "://" in str(path) or storage_options is not None:  # remote storage: fsspec's own handling
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        with atomic_file(path) as file:  # a full disk: one UserError line, the previous last.ckpt kept
+            torch.save(checkpoint, file)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -65,8 +65,9 @@ def test_atomic_checkpoint_io_keeps_the_old_file_when_a_save_dies(tmp_path, monk
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"step": 1}, path)
 
-    def dying_save(obj, target, *args, **kwargs):
-        Path(target).write_bytes(b"half a checkpo")
+    def dying_save(obj, file, *args, **kwargs):  # AtomicCheckpointIO passes an open file
+        file.write(b"half a checkpo")
+        file.flush()
         raise KeyboardInterrupt
 
     monkeypatch.setattr(torch, "save", dying_save)
