@@ -77,3 +77,24 @@ def test_a_checkpoint_error_that_is_not_a_full_disk_is_not_disguised(tmp_path, m
     monkeypatch.setattr(torch, "save", permission_denied)
     with pytest.raises(PermissionError):
         AtomicCheckpointIO().save_checkpoint({"epoch": 0}, tmp_path / "last.ckpt")
+
+
+def torch_on_a_full_disk(obj, file, *args, **kwargs):
+    """What torch.save raises when the disk fills up: not an OSError."""
+    file.write(b"PK\x03\x04 half a cache entry")
+    raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 768 vs 662")
+
+
+@pytest.mark.parametrize("save, reason", [(half_written_then_disk_full, "no space left on device"),
+                                          (torch_on_a_full_disk, "unexpected pos")])
+def test_cache_on_a_full_disk_is_a_warning_and_the_data_still_loads(tmp_path, monkeypatch, caplog, save, reason):
+    images, labels = random_digits(20)
+    write_digits_csv(tmp_path / "train.csv", images, labels)
+    monkeypatch.setattr(torch, "save", save)
+    with caplog.at_level(logging.WARNING, logger="digit_recognizer.data.cache"):
+        digits = load_digits(tmp_path / "train.csv", labelled=True, cache_dir=tmp_path / "cache")
+    assert torch.equal(digits.images, images) and torch.equal(digits.labels, labels)
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and reason in warnings[0].getMessage()
+    assert "continuing without it" in warnings[0].getMessage()
+    assert not list((tmp_path / "cache").iterdir()), "no partial cache file may be left behind"
