@@ -13,7 +13,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_warn
 
 from digit_recognizer.constants import SUBMISSION_COLUMNS
-from digit_recognizer.files import atomic_path
+from digit_recognizer.files import atomic_path, disk_full_is_a_user_error
 from digit_recognizer.runs import run_dir_of
 
 SUBMISSION_FILE = "submission.csv"
@@ -86,5 +86,5 @@ def unique_by_index(indices: torch.Tensor, values: torch.Tensor) -> tuple[torch.
 def write_submission(path: Path, indices: torch.Tensor, labels: torch.Tensor) -> None:
     """Row i of test.csv is ImageId i + 1."""
     frame = pd.DataFrame({SUBMISSION_COLUMNS[0]: indices.numpy() + 1, SUBMISSION_COLUMNS[1]: labels.numpy()})
-    with atomic_path(path) as tmp:
+    with disk_full_is_a_user_error(path), atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
