@@ -1,4 +1,6 @@
 import gzip
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,14 @@ def row(label: int | str | None = 3, pixel: str = "0", at: int = 0) -> str:
     cells = ["0"] * 784
     cells[at] = pixel
     return ",".join(([str(label)] if label is not None else []) + cells)
+
+
+@contextmanager
+def one_line_error(path: Path, pattern: str) -> Iterator[None]:
+    """pytest.raises(DataError, match=pattern), and the message is one line that starts with the file."""
+    with pytest.raises(DataError, match=pattern) as error:
+        yield
+    assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value), str(error.value)
 
 
 def write(path: Path, text: str | bytes) -> Path:
@@ -101,13 +111,13 @@ BAD_TRAIN = {
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(DataError, match="train.csv: file not found"):
+    with one_line_error(tmp_path / "train.csv", "train.csv: file not found"):
         read_digits_csv(tmp_path / "train.csv", labelled=True)
 
 
 def test_test_csv_with_a_label_column_is_refused(tmp_path):
     path = write(tmp_path / "test.csv", HEADER + "\n" + row() + "\n")
-    with pytest.raises(DataError, match="line 1: has a 'label' column; a test file holds pixel columns only"):
+    with one_line_error(path, "line 1: has a 'label' column; a test file holds pixel columns only"):
         read_digits_csv(path, labelled=False)
 
 
@@ -116,19 +126,19 @@ def test_truncated_gzip(tmp_path):
     write_digits_csv(tmp_path / "full.csv.gz", images, labels)
     data = (tmp_path / "full.csv.gz").read_bytes()
     path = write(tmp_path / "train.csv.gz", data[: len(data) // 2])
-    with pytest.raises(DataError, match=r"train.csv.gz: truncated or corrupt compressed file"):
+    with one_line_error(path, r"train.csv.gz: truncated or corrupt compressed file"):
         read_digits_csv(path, labelled=True)
 
 
 def test_not_gzip_at_all(tmp_path):
     path = write(tmp_path / "train.csv.gz", b"this is not gzip data at all")
-    with pytest.raises(DataError, match=r"train.csv.gz: "):
+    with one_line_error(path, r"train.csv.gz: "):
         read_digits_csv(path, labelled=True)
 
 
 def test_gzip_of_non_utf8(tmp_path):
     path = write(tmp_path / "train.csv.gz", gzip.compress(b"\xff\xfe\x00label"))
-    with pytest.raises(DataError, match=r"train.csv.gz: "):
+    with one_line_error(path, r"train.csv.gz: not a UTF-8 text CSV"):
         read_digits_csv(path, labelled=True)
 
 
@@ -158,7 +168,7 @@ def test_bad_csv_names_file_line_and_column(tmp_path, labelled, case):
 
 def test_fractional_label(tmp_path):
     path = write(tmp_path / "train.csv", HEADER + "\n" + row(label="3.5") + "\n")
-    with pytest.raises(DataError, match="line 2, column 'label': 3.5 is not a whole number"):
+    with one_line_error(path, "line 2, column 'label': 3.5 is not a whole number"):
         read_digits_csv(path, labelled=True)
 
 
