@@ -74,6 +74,7 @@ BAD_TRAIN = {
     "too many fields": (HEADER + "\n" + row() + "\n" + row() + ",0\n", "line 3: 786 fields, the header has 785"),
     "too few fields": (HEADER + "\n" + row() + "\n" + row()[:-2] + "\n", "line 3, column 'pixel783': empty or missing cell"),
     "first row short": (HEADER + "\n" + row()[:-2] + "\n" + row() + "\n", "line 2, column 'pixel783': empty or missing cell"),
+    "trailing comma on line 2": (HEADER + "\n" + row() + ",\n" + row() + ",\n", "line 2: 786 fields, the header has 785"),
     "first row long": (HEADER + "\n" + row() + ",0,0\n" + row() + "\n", "line 2: 787 fields, the header has 785"),
     "CR line ends, line 2 starts with an empty cell": (HEADER + "\r" + ",0" * 785 + "\r",
                                                       "line 2: 786 fields, the header has 785"),

@@ -146,25 +146,29 @@ def _read_rows(path: Path, width: int) -> pd.DataFrame:
             # index_col=False: a longer line 2 must not become an index; pandas would drop its extra cells
             warnings.simplefilter("error", pd.errors.ParserWarning)
             frame = _read_csv(path, header=0, index_col=False, skip_blank_lines=False, low_memory=False)
+        longer = None
     except pd.errors.ParserWarning:
-        raise DataError(f"{path}: line {_FIRST_DATA_LINE}: {_fields(_first_row_width(path, width))}, "
-                        f"the header has {width}") from None
+        longer = _line_2_width(path) or width + 1
     except pd.errors.ParserError as exc:
         raise _parser_error(path, exc, width) from None
+    if longer is None:  # index_col=False also drops a trailing empty cell of line 2 without a word
+        longer = _line_2_width(path)
+    if longer is not None:
+        raise DataError(f"{path}: line {_FIRST_DATA_LINE}: {_fields(longer)}, the header has {width}")
     if len(frame) == 0:
         raise DataError(f"{path}: has a header but no data rows")
     return frame
 
 
-def _first_row_width(path: Path, width: int) -> int:
-    """How many fields line 2 has, when it has more than the header's `width`."""
+def _line_2_width(path: Path) -> int | None:
+    """How many fields line 2 has when it has more than line 1 (the header), else None."""
     try:
         _read_csv(path, header=None, nrows=2, dtype=str, na_filter=False, skip_blank_lines=False)
     except pd.errors.ParserError as exc:
         fields = _TOKENIZER_ERROR.search(str(exc))
-        if fields:
+        if fields and fields[2] == "2":
             return int(fields[3])
-    return width + 1  # at least
+    return None
 
 
 def _parser_error(path: Path, exc: pd.errors.ParserError, width: int | None) -> DataError:
