@@ -17,7 +17,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch import nn
 
 from digit_recognizer.errors import CheckpointError
-from digit_recognizer.files import atomic_path
+from digit_recognizer.files import atomic_file
 
 # The layout of the package's checkpoints. 1: the network's dropouts and the teachers were the
 # module's own arguments (before the network was injected); 2: `network` and `distillation`.
@@ -33,8 +33,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         if "://" in str(path) or storage_options is not None:  # remote storage: fsspec's own handling
             super().save_checkpoint(checkpoint, path, storage_options)
             return
-        with atomic_path(path) as tmp:
-            torch.save(checkpoint, tmp)
+        with atomic_file(path) as file:  # a full disk: one UserError line, the previous last.ckpt kept
+            torch.save(checkpoint, file)
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from digit_recognizer.constants import NUM_CLASSES, SUBMISSION_COLUMNS
 from digit_recognizer.errors import UserError
-from digit_recognizer.files import atomic_path
+from digit_recognizer.files import atomic_path, disk_full_is_a_user_error
 from digit_recognizer.runs import run_dir_of
 
 SUBMISSION_FILE = "submission.csv"
@@ -128,12 +128,12 @@ def write_image_labels(path: Path, files: list[Path], labels: torch.Tensor, conf
     """`file,label,probability`, one row per image, in the order the files were named."""
     frame = pd.DataFrame({"file": [str(f) for f in files], "label": labels.numpy(),
                           "probability": confidence.numpy().round(6)})
-    with atomic_path(path) as tmp:
+    with disk_full_is_a_user_error(path), atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
 
 
 def write_submission(path: Path, indices: torch.Tensor, labels: torch.Tensor) -> None:
     """Row i of test.csv is ImageId i + 1."""
     frame = pd.DataFrame({SUBMISSION_COLUMNS[0]: indices.numpy() + 1, SUBMISSION_COLUMNS[1]: labels.numpy()})
-    with atomic_path(path) as tmp:
+    with disk_full_is_a_user_error(path), atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from digit_recognizer.data.csv import Digits, read_digits_csv
-from digit_recognizer.files import atomic_path
+from digit_recognizer.files import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +78,14 @@ def _load_entry(entry: Path, key: dict) -> Digits | None:
 
 
 def _save_entry(entry: Path, key: dict, digits: Digits) -> None:
-    """Best effort: a read-only cache folder only costs the next run a re-parse."""
+    """Best effort: a read-only or full cache folder only costs the next run a re-parse.
+
+    Any failure is a warning: on a full disk torch.save raises a RuntimeError ("unexpected pos"),
+    not an OSError; atomic_file names that case (a UserError saying "no space left on device").
+    """
     blob = {"key": key, "images": digits.images, "labels": digits.labels, "checksum": _checksum(digits)}
     try:
-        with atomic_path(entry) as tmp:
-            torch.save(blob, tmp)
-    except OSError as exc:
+        with atomic_file(entry) as file:
+            torch.save(blob, file)
+    except Exception as exc:
         log.warning("cannot write cache %s (%s); continuing without it", entry, exc)

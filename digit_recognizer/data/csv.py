@@ -6,7 +6,11 @@ counts it: the header is line 1) and the column, so a user can open the file and
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import re
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +26,7 @@ from digit_recognizer.files import atomic_path
 
 _FIRST_DATA_LINE = 2  # line 1 is the header
 _TOKENIZER_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
 
 
 @dataclass(frozen=True)
@@ -46,12 +51,12 @@ def read_digits_csv(path: str | Path, labelled: bool) -> Digits:
     frame = _read_rows(path, len(expected))
     values = _integer_values(path, frame, expected)
     if labelled:
-        _check_range(path, values[:, :1], expected[:1], NUM_CLASSES - 1)
-        _check_range(path, values[:, 1:], expected[1:], PIXEL_MAX)
+        _check_range(path, frame.iloc[:, :1], values[:, :1], expected[:1], NUM_CLASSES - 1)
+        _check_range(path, frame.iloc[:, 1:], values[:, 1:], expected[1:], PIXEL_MAX)
         labels = torch.from_numpy(values[:, 0].astype(np.int64))
         pixels = values[:, 1:]
     else:
-        _check_range(path, values, expected, PIXEL_MAX)
+        _check_range(path, frame, values, expected, PIXEL_MAX)
         labels, pixels = None, values
     images = torch.from_numpy(pixels.astype(np.uint8)).reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
     return Digits(images=images, labels=labels)
@@ -81,7 +86,29 @@ def _read_csv(path: Path, **kwargs) -> pd.DataFrame:
 
 
 def _read_header(path: Path) -> list[str]:
-    return [str(name) for name in _read_csv(path, nrows=0).columns]
+    """Line 1's names as written: pandas' own header parsing renames an empty name to 'Unnamed: 3' and
+    a repeated one to 'pixel5.1', names the file does not hold."""
+    try:
+        first = _read_csv(path, header=None, nrows=1, dtype=str, na_filter=False, skip_blank_lines=False)
+    except pd.errors.ParserError as exc:  # a quote on line 1 or 2 that is never closed
+        raise _parser_error(path, exc, width=None) from None
+    except DataError as exc:
+        if "the file is empty" in str(exc) and _has_text(path):  # pandas: "no columns" for a blank line 1
+            raise DataError(f"{path}: line 1: blank line; the header ({_header_example()}) must come first") from None
+        raise
+    return [str(name) for name in first.iloc[0]] if len(first) else []
+
+
+def _has_text(path: Path) -> bool:
+    """Whether the (decompressed) .csv or .csv.gz holds anything at all, e.g. a blank line."""
+    if path.suffix not in (".csv", ".gz"):
+        return False  # another compression pandas infers: say "empty", as pandas does
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as file:
+        return bool(file.read(1))
+
+
+def _header_example() -> str:
+    return f"{LABEL_COLUMN},{PIXEL_COLUMNS[0]},...,{PIXEL_COLUMNS[-1]}"
 
 
 def _check_header(path: Path, header: list[str], expected: list[str], labelled: bool) -> None:
@@ -97,69 +124,147 @@ def _check_header(path: Path, header: list[str], expected: list[str], labelled: 
     missing = [name for name in expected if name not in header]
     if missing:
         raise DataError(f"{path}: line 1: missing column '{missing[0]}' ({len(missing)} missing)")
-    extra = [name for name in header if name not in expected]
+    repeated = next((name for i, name in enumerate(header) if name in header[:i]), None)
+    if repeated is not None:
+        raise DataError(f"{path}: line 1: column '{repeated}' appears {header.count(repeated)} times")
+    extra = [(i, name) for i, name in enumerate(header) if name not in expected]
     if extra:
-        raise DataError(f"{path}: line 1: unexpected column '{extra[0]}' ({len(extra)} unexpected)")
+        position, name = extra[0]
+        raise DataError(f"{path}: line 1: unexpected column '{name}' (column {position + 1}; {len(extra)} unexpected)")
     position = next(i for i, (got, want) in enumerate(zip(header, expected)) if got != want)
     raise DataError(f"{path}: line 1: column {position + 1} is '{header[position]}', expected '{expected[position]}'")
 
 
 def _read_rows(path: Path, width: int) -> pd.DataFrame:
+    """The data rows, one per line, at the header's width: a blank or short line has missing cells.
+
+    Parsing line 1 as the header (not skipping it) matters: after a skipped CR-ended line pandas'
+    tokenizer drops a leading empty cell of line 2, shifting that row by one column.
+    """
     try:
-        frame = _read_csv(path, header=None, skiprows=1, skip_blank_lines=False, low_memory=False)
-    except DataError as exc:
-        if "the file is empty" in str(exc):
-            raise DataError(f"{path}: has a header but no data rows") from None
-        raise
+        with warnings.catch_warnings():
+            # index_col=False: a longer line 2 must not become an index; pandas would drop its extra cells
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = _read_csv(path, header=0, index_col=False, skip_blank_lines=False, low_memory=False)
+        longer = None
+    except pd.errors.ParserWarning:
+        longer = _line_2_width(path) or width + 1
     except pd.errors.ParserError as exc:
-        match = _TOKENIZER_ERROR.search(str(exc))
-        if not match:
-            raise DataError(f"{path}: malformed CSV ({exc})") from None
-        seen_first, line, saw = (int(group) for group in match.groups())
-        if seen_first != width:  # pandas takes the first data row's width as the norm
-            raise DataError(f"{path}: line {_FIRST_DATA_LINE}: {seen_first} fields, the header has {width}") from None
-        raise DataError(f"{path}: line {line}: {saw} fields, the header has {width}") from None
-    if frame.shape[1] != width:
-        raise DataError(f"{path}: line {_FIRST_DATA_LINE}: {frame.shape[1]} fields, the header has {width}")
+        raise _parser_error(path, exc, width) from None
+    if longer is None:  # index_col=False also drops a trailing empty cell of line 2 without a word
+        longer = _line_2_width(path)
+    if longer is not None:
+        raise DataError(f"{path}: line {_FIRST_DATA_LINE}: {_fields(longer)}, the header has {width}")
     if len(frame) == 0:
         raise DataError(f"{path}: has a header but no data rows")
     return frame
 
 
+def _line_2_width(path: Path) -> int | None:
+    """How many fields line 2 has when it has more than line 1 (the header), else None."""
+    try:
+        _read_csv(path, header=None, nrows=2, dtype=str, na_filter=False, skip_blank_lines=False)
+    except pd.errors.ParserError as exc:
+        fields = _TOKENIZER_ERROR.search(str(exc))
+        if fields and fields[2] == "2":
+            return int(fields[3])
+    return None
+
+
+def _parser_error(path: Path, exc: pd.errors.ParserError, width: int | None) -> DataError:
+    """pandas' tokenizer error as one line naming the line; `width`: the header's, None while reading it."""
+    fields = _TOKENIZER_ERROR.search(str(exc))
+    if fields and width is not None:
+        _, record, saw = (int(group) for group in fields.groups())  # pandas counts records from 1
+        return DataError(f"{path}: line {_line(path, record - 1)}: {_fields(saw)}, the header has {width}")
+    quote = _OPEN_QUOTE.search(str(exc))
+    if quote:  # pandas counts these records from 0, the header included
+        return DataError(f"{path}: line {_line(path, int(quote[1]))}: a quoted cell starts here and its closing "
+                         "quote is missing")
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DataError(f"{path}: malformed CSV ({reason})")
+
+
+def _line(path: Path, record: int) -> int:
+    """The line, as an editor counts them, on which CSV record `record` starts (0: the header).
+
+    pandas counts records; they are lines unless a quoted cell holds a line break, so only a file
+    with a quote in it is parsed again (with the csv module, on the way to an error) to count.
+    """
+    try:
+        if path.suffix not in (".csv", ".gz"):
+            return record + 1  # another compression pandas infers: do not guess
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rt", encoding="utf-8-sig", newline="") as file:
+            text = file.read()
+        if '"' not in text:
+            return record + 1
+        reader = csv.reader(io.StringIO(text, newline=""))
+        line = 1
+        for index, _ in enumerate(reader):
+            if index == record:
+                return line
+            line = reader.line_num + 1
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error):
+        pass
+    return record + 1
+
+
+def _fields(count: int) -> str:
+    return f"{count} field" if count == 1 else f"{count} fields"
+
+
 def _integer_values(path: Path, frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    """The cells as one int64 array; the first cell that is not a whole number is reported."""
-    bad = [i for i, dtype in enumerate(frame.dtypes) if not pd.api.types.is_integer_dtype(dtype)]
-    if not bad:
+    """The cells as whole numbers, or a DataError for the first cell that is not one.
+
+    int64 when pandas parsed every column as such (a Kaggle file); float64 otherwise, checked in one
+    pass over all cells (a blank line makes every column float). A huge or infinite number stays a
+    float here, so the range check reports it as written instead of as a wrapped int64.
+    """
+    if all(dtype == np.int64 for dtype in frame.dtypes):
         return frame.to_numpy(dtype=np.int64)
-    problems = []  # (row, column, message) of the first bad cell in each bad column
-    for column in bad:
+    numbers = np.empty(frame.shape, dtype=np.float64)
+    numeric = [i for i, dtype in enumerate(frame.dtypes)
+               if pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_float_dtype(dtype)]
+    numbers[:, numeric] = frame.iloc[:, numeric].to_numpy(dtype=np.float64)
+    for column in sorted(set(range(frame.shape[1])) - set(numeric)):  # text, or True/False
         cells = frame.iloc[:, column]
-        numbers = pd.to_numeric(cells, errors="coerce")
-        missing = cells.isna().to_numpy()
-        non_numeric = numbers.isna().to_numpy() & ~missing
-        fractional = (numbers.notna() & (numbers != np.floor(numbers))).to_numpy()
-        for mask, describe in (
-            (missing, lambda row: "empty or missing cell"),
-            (non_numeric, lambda row: f"{cells.iloc[row]!r} is not a number"),
-            (fractional, lambda row: f"{float(numbers.iloc[row]):g} is not a whole number"),
-        ):
-            if mask.any():
-                row = int(np.argmax(mask))
-                problems.append((row, column, describe(row)))
-    if not problems:  # a float column holding whole numbers only, e.g. "3.0"
-        return frame.to_numpy(dtype=np.float64).astype(np.int64)
-    row, column, message = min(problems)
-    if frame.iloc[row].isna().all():
-        raise DataError(f"{path}: line {row + _FIRST_DATA_LINE}: blank line")
-    raise DataError(f"{path}: line {row + _FIRST_DATA_LINE}, column '{columns[column]}': {message}")
+        if pd.api.types.is_bool_dtype(cells.dtype):
+            numbers[:, column] = np.nan
+        else:
+            numbers[:, column] = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = frame.isna().to_numpy()
+    finite = np.isfinite(numbers)
+    fractional = np.zeros_like(finite)
+    fractional[finite] = numbers[finite] != np.floor(numbers[finite])
+    bad = missing | ~finite | fractional
+    if not bad.any():
+        return numbers
+    row, column = (int(i) for i in np.argwhere(bad)[0])  # the first bad cell, row by row
+    if missing[row].all():
+        raise DataError(f"{path}: line {_line(path, row + 1)}: blank line")
+    if missing[row, column]:
+        message = "empty or missing cell"
+    elif not finite[row, column]:
+        cell = frame.iat[row, column]
+        message = f"{cell!r} is not a number" if isinstance(cell, str) else f"{cell} is not a number"
+    else:
+        message = f"{numbers[row, column]:g} is not a whole number"
+    raise DataError(f"{path}: line {_line(path, row + 1)}, column '{columns[column]}': {message}")
 
 
-def _check_range(path: Path, values: np.ndarray, columns: list[str], maximum: int) -> None:
+def _check_range(path: Path, frame: pd.DataFrame, values: np.ndarray, columns: list[str], maximum: int) -> None:
     outside = (values < 0) | (values > maximum)
     if not outside.any():
         return
-    row, column = np.argwhere(outside)[0]
+    row, column = (int(i) for i in np.argwhere(outside)[0])
     raise DataError(
-        f"{path}: line {row + _FIRST_DATA_LINE}, column '{columns[column]}': "
-        f"{values[row, column]} is outside 0..{maximum}"
+        f"{path}: line {_line(path, row + 1)}, column '{columns[column]}': "
+        f"{_number_text(frame, values, row, column)} is outside 0..{maximum}"
     )
+
+
+def _number_text(frame: pd.DataFrame, values: np.ndarray, row: int, column: int) -> str:
+    """The cell's whole number as pandas read it: exact for an integer column (e.g. uint64)."""
+    if pd.api.types.is_integer_dtype(frame.dtypes.iloc[column]):
+        return str(frame.iat[row, column])
+    return str(int(values[row, column]))

@@ -1,0 +1,186 @@
+"""A full disk (ENOSPC) while writing a checkpoint, the parsed-CSV cache or the submission.
+
+Checkpoint and submission: one UserError line naming the file and "no space left on device", the
+previous file intact (a previous last.ckpt still loads, so the run can resume) and no temporary
+file left. The cache: a warning, and the data still loads. First with the write monkeypatched to
+fail, then on a real full filesystem: a 256 KiB tmpfs mounted in a private mount namespace
+(`unshare`), skipped where mounting is not permitted.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from digit_recognizer.callbacks.submission import write_submission
+from digit_recognizer.checkpoints import AtomicCheckpointIO, check_checkpoint
+from digit_recognizer.data.cache import load_digits
+from digit_recognizer.data.csv import write_digits_csv
+from digit_recognizer.errors import UserError
+from digit_recognizer.module import DigitClassifier
+
+from conftest import REPO, random_digits
+
+SUBMISSION = "ImageId,Label\n1,3\n"
+
+
+def disk_full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def half_written_then_disk_full(obj, file, *args, **kwargs):
+    """torch.save that gets part of the checkpoint out before the disk fills up."""
+    file.write(b"PK\x03\x04 half a checkpoint")
+    file.flush()
+    disk_full()
+
+
+def assert_one_line(error: pytest.ExceptionInfo, path: Path) -> None:
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and "no space left on device" in message, message
+    assert "\n" not in message
+
+
+@pytest.fixture(scope="module")
+def model() -> DigitClassifier:
+    return DigitClassifier()
+
+
+@pytest.mark.parametrize("save", [disk_full, half_written_then_disk_full])
+def test_checkpoint_on_a_full_disk_keeps_the_last_one_resumable(tmp_path, monkeypatch, model, save):
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"epoch": 0, "global_step": 3, "state_dict": model.state_dict()}, path)
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(UserError) as error:
+        AtomicCheckpointIO().save_checkpoint({"epoch": 1, "state_dict": model.state_dict()}, path)
+    monkeypatch.undo()
+    assert_one_line(error, path)
+    check_checkpoint(path, model)  # still a whole checkpoint of this model: --ckpt_path last resumes from it
+    assert torch.load(path, weights_only=True)["epoch"] == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"], "no temporary file may be left behind"
+
+
+def test_a_checkpoint_error_that_is_not_a_full_disk_is_not_disguised(tmp_path, monkeypatch):
+    def permission_denied(*args, **kwargs):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    monkeypatch.setattr(torch, "save", permission_denied)
+    with pytest.raises(PermissionError):
+        AtomicCheckpointIO().save_checkpoint({"epoch": 0}, tmp_path / "last.ckpt")
+
+
+def torch_on_a_full_disk(obj, file, *args, **kwargs):
+    """What torch.save raises when the disk fills up: not an OSError."""
+    file.write(b"PK\x03\x04 half a cache entry")
+    raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 768 vs 662")
+
+
+@pytest.mark.parametrize("save, reason", [(half_written_then_disk_full, "no space left on device"),
+                                          (torch_on_a_full_disk, "unexpected pos")])
+def test_cache_on_a_full_disk_is_a_warning_and_the_data_still_loads(tmp_path, monkeypatch, caplog, save, reason):
+    images, labels = random_digits(20)
+    write_digits_csv(tmp_path / "train.csv", images, labels)
+    monkeypatch.setattr(torch, "save", save)
+    with caplog.at_level(logging.WARNING, logger="digit_recognizer.data.cache"):
+        digits = load_digits(tmp_path / "train.csv", labelled=True, cache_dir=tmp_path / "cache")
+    assert torch.equal(digits.images, images) and torch.equal(digits.labels, labels)
+    warnings = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and reason in warnings[0].getMessage()
+    assert "continuing without it" in warnings[0].getMessage()
+    assert not list((tmp_path / "cache").iterdir()), "no partial cache file may be left behind"
+
+
+def test_submission_on_a_full_disk_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / "submission.csv"
+    path.write_text(SUBMISSION)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    with pytest.raises(UserError) as error:
+        write_submission(path, torch.arange(3), torch.tensor([1, 2, 3]))
+    assert_one_line(error, path)
+    assert path.read_text() == SUBMISSION
+    assert list(tmp_path.iterdir()) == [path]
+
+
+# -- on a real full filesystem ---------------------------------------------------------------------
+
+ON_A_FULL_DISK = r"""
+import json, sys
+from pathlib import Path
+import torch
+from digit_recognizer.callbacks.submission import write_submission
+from digit_recognizer.checkpoints import AtomicCheckpointIO
+from digit_recognizer.data.cache import load_digits
+from digit_recognizer.errors import UserError
+
+full, train = Path(sys.argv[1]), Path(sys.argv[2])
+results = {}
+AtomicCheckpointIO().save_checkpoint({"epoch": 0, "state_dict": {"w": torch.ones(10)}}, full / "last.ckpt")
+write_submission(full / "submission.csv", torch.arange(2), torch.tensor([4, 5]))
+
+def attempt(name, write):
+    try:
+        write()
+        results[name] = "written"
+    except UserError as exc:
+        results[name] = str(exc)
+
+attempt("checkpoint", lambda: AtomicCheckpointIO().save_checkpoint(
+    {"epoch": 1, "state_dict": {"w": torch.ones(1_000_000)}}, full / "last.ckpt"))
+attempt("submission", lambda: write_submission(full / "submission.csv", torch.arange(100_000), torch.zeros(100_000, dtype=torch.int64)))
+with open(full / "filler", "wb", buffering=0) as filler:  # take the rest of the space: the cache cannot fit
+    try:
+        while True:
+            filler.write(b"\0" * 4096)
+    except OSError:
+        pass
+digits = load_digits(train, labelled=True, cache_dir=full / "cache")
+results["cache"] = len(digits)
+results["last epoch"] = torch.load(full / "last.ckpt", weights_only=True)["epoch"]
+results["submission rows"] = (full / "submission.csv").read_text().splitlines()
+results["files"] = sorted(p.name for p in full.rglob("*"))
+print("RESULTS " + json.dumps(results))
+"""
+
+
+def run_on_a_tiny_tmpfs(tmp_path: Path, script: str, *args: str) -> subprocess.CompletedProcess:
+    """`python -c script full_dir *args` with full_dir a 256 KiB tmpfs in a mount namespace of its own
+    (the mount vanishes with the process); skips the test where unshare or mount is not permitted."""
+    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
+        pytest.skip("needs Linux's unshare to mount a private tmpfs")
+    full = tmp_path / "full"
+    full.mkdir()
+    namespace = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user", "--mount"]
+    shell = 'mount -t tmpfs -o size=256k tmpfs "$1" || exit 97; shift; exec "$@"'
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    result = subprocess.run([*namespace, "sh", "-c", shell, "sh", str(full), sys.executable, "-c", script,
+                             str(full), *args], capture_output=True, text=True, timeout=120, env=env)
+    if result.returncode == 97 or (result.returncode != 0 and "RESULTS" not in result.stdout
+                                   and "unshare:" in result.stderr):
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()[-300:]}")
+    return result
+
+
+def test_a_real_full_filesystem(tmp_path):
+    images, labels = random_digits(50)
+    write_digits_csv(tmp_path / "train.csv", images, labels)
+    result = run_on_a_tiny_tmpfs(tmp_path, ON_A_FULL_DISK, str(tmp_path / "train.csv"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(result.stdout.split("RESULTS ", 1)[1])
+    full = tmp_path / "full"
+    for name, file in [("checkpoint", "last.ckpt"), ("submission", "submission.csv")]:
+        assert results[name].startswith(f"{full / file}: ") and "no space left on device" in results[name], results
+    assert results["last epoch"] == 0
+    assert results["submission rows"] == ["ImageId,Label", "1,4", "2,5"]
+    assert results["cache"] == 50
+    assert "no space left on device" in result.stderr and "continuing without it" in result.stderr
+    assert results["files"] == ["cache", "filler", "last.ckpt", "submission.csv"], "no temporary files"
