@@ -4,8 +4,8 @@ Both train the same network with the same batch size, optimizer and batched augm
 same device, in one process; the plain loop is the floor of Python overhead for this model, so the
 ratio shows what Lightning and the package's data path cost. A benchmark, not a test:
 
-    python benchmarks/throughput.py --device cpu --data-dir ../shared/data
-    python benchmarks/throughput.py --device cuda --data-dir ../shared/data --full-recipe
+    python benchmarks/throughput.py --device cpu --data-dir "$DIGIT_RECOGNIZER_DATA"
+    python benchmarks/throughput.py --device cuda --data-dir "$DIGIT_RECOGNIZER_DATA" --full-recipe
     python benchmarks/throughput.py --device cuda --precision bf16-mixed --channels-last --compile reduce-overhead
 
 The last line is `lightning/plain throughput ratio: X.XX`.
@@ -14,6 +14,7 @@ The last line is `lightning/plain throughput ratio: X.XX`.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 import warnings
 from pathlib import Path
@@ -159,7 +160,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--config", default=str(CONFIG), help="the recipe whose Trainer path is timed (the plain loop keeps the reference's RMSprop)")
-    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--data-dir", default=os.environ.get("DIGIT_RECOGNIZER_DATA", "data"),
+                        help="folder of train.csv (default: $DIGIT_RECOGNIZER_DATA, else ./data)")
     parser.add_argument("--batch-size", type=int, default=86)
     parser.add_argument("--steps", type=int, default=200, help="timed steps (after the warmup)")
     parser.add_argument("--warmup", type=int, default=20)

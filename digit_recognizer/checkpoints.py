@@ -124,3 +124,29 @@ def check_checkpoint(path: str | Path, model: nn.Module, checkpoint: dict[str, A
                 f"{path}: a checkpoint of a different architecture ('{name}' has shape "
                 f"{tuple(state[name].shape)}, this model's is {tuple(tensor.shape)})"
             )
+
+
+RESUMED_DATA_SETTINGS = ("batch_size", "val_fraction", "split_seed")
+
+
+def check_resume(path: str | Path, checkpoint: dict[str, Any], model: Any, datamodule: Any) -> None:
+    """A run resumes with the settings it trained with: one line, before any batch, otherwise.
+
+    PyTorch loads another optimizer's saved state without a word (its settings then stand in for
+    the new optimizer's), and another split or batch size would silently change what the epochs
+    hold; LightningCLI checks neither.
+    """
+    saved = checkpoint.get("datamodule_hyper_parameters") or {}
+    for key in RESUMED_DATA_SETTINGS:
+        if key in saved and getattr(datamodule, "hparams", {}).get(key) != saved[key]:
+            raise CheckpointError(f"{path}: the run trained with data.{key} {saved[key]}, this resume asks for "
+                                  f"{datamodule.hparams.get(key)}; resume with the run's settings or start a new run")
+    groups = [state.get("param_groups", [{}])[0] for state in checkpoint.get("optimizer_states", [])]
+    factory = getattr(model, "optimizer_factory", None)
+    if not groups or factory is None:
+        return
+    fresh = factory([torch.nn.Parameter(torch.zeros(1))])
+    missing = sorted(set(fresh.param_groups[0]) - set(groups[0]) - {"params"})
+    if missing:
+        raise CheckpointError(f"{path}: the run trained with another optimizer (its state has no '{missing[0]}' "
+                              f"for {type(fresh).__name__}); resume with the run's optimizer or start a new run")

@@ -49,7 +49,13 @@ from digit_recognizer.callbacks import (
     SubmissionWriter,
 )
 from digit_recognizer.callbacks.run_lock import TrainingLock, training_pid
-from digit_recognizer.checkpoints import AtomicCheckpointIO, check_checkpoint, migrate_hyperparameters, read_checkpoint
+from digit_recognizer.checkpoints import (
+    AtomicCheckpointIO,
+    check_checkpoint,
+    check_resume,
+    migrate_hyperparameters,
+    read_checkpoint,
+)
 from digit_recognizer.classifier import DigitClassifier
 from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.errors import CheckpointError, UserError
@@ -123,11 +129,18 @@ class DigitCLI(LightningCLI):
         hparams = migrate_hyperparameters(ckpt_path, contents.get("hyper_parameters", {}))
         if not hparams:
             return
-        try:
+        parsers = [self.parser, *getattr(self.parser._subcommands_action, "_name_parser_map", {}).values()]
+        exits = [parser.exit_on_error for parser in parsers]
+        try:  # an ArgumentError instead of jsonargparse's usage message and exit
+            for parser in parsers:
+                parser.exit_on_error = False
             self.config = self.parser.parse_object({subcommand: {"model": hparams}}, self.config)
         except (ArgumentError, SystemExit) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "its settings do not parse"
+            reason = " ".join(str(exc).split())[:200] or "its settings do not parse"
             raise CheckpointError(f"{ckpt_path}: this version cannot use the checkpoint's model settings ({reason})") from None
+        finally:
+            for parser, exit_on_error in zip(parsers, exits):
+                parser.exit_on_error = exit_on_error
 
     def before_instantiate_classes(self) -> None:
         if self.subcommand is None:
@@ -160,7 +173,10 @@ class DigitCLI(LightningCLI):
         ckpt_path = self.config[self.subcommand].get("ckpt_path") if self.subcommand else None
         if ckpt_path is not None:  # fail in one line here rather than deep inside Lightning's loading
             path, contents = self._checkpoint_read or (None, None)
-            check_checkpoint(ckpt_path, self.model, contents if path == ckpt_path else None)
+            contents = contents if path == ckpt_path else read_checkpoint(ckpt_path)
+            check_checkpoint(ckpt_path, self.model, contents)
+            if self.subcommand == "fit":
+                check_resume(ckpt_path, contents, self.model, self.datamodule)
             self._checkpoint_read = None
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Callback]) -> Trainer:

@@ -19,7 +19,9 @@ from digit_recognizer.data.csv import write_digits_csv
 
 REPO = Path(__file__).resolve().parents[1]
 CNN_CONFIG = REPO / "configs" / "cnn.yaml"  # also what a run without --config starts from
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The real competition files, when $DIGIT_RECOGNIZER_DATA names them (CI points it at its copy);
+# the variable is then cleared for every test, which choose their data folders themselves.
+REAL_DATA = Path(os.environ["DIGIT_RECOGNIZER_DATA"]) if os.environ.get("DIGIT_RECOGNIZER_DATA") else None
 
 
 def random_digits(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,6 +47,11 @@ def write_tiny_data(root: Path) -> Path:
 @pytest.fixture
 def tiny_data(tmp_path: Path) -> Path:
     return write_tiny_data(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def no_data_folder_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DIGIT_RECOGNIZER_DATA", raising=False)
 
 
 @pytest.fixture(autouse=True)

@@ -27,7 +27,7 @@ from digit_recognizer.checkpoints import AtomicCheckpointIO, check_checkpoint
 from digit_recognizer.data.cache import load_digits
 from digit_recognizer.data.csv import write_digits_csv
 from digit_recognizer.errors import UserError
-from digit_recognizer.module import DigitClassifier
+from digit_recognizer.classifier import DigitClassifier
 
 from conftest import REPO, random_digits
 

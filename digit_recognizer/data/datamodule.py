@@ -88,6 +88,8 @@ class KaggleDigitsDataModule(LightningDataModule):
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise DataError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        if batch_size < 1:
+            raise DataError(f"data.batch_size must be at least 1, got {batch_size}")
         self.save_hyperparameters()
         try:
             warp = BatchRandomWarp(rotation_degrees, zoom, shift, elastic_alpha, elastic_sigma)
