@@ -22,6 +22,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from digit_recognizer.cli import DigitCLI
 from digit_recognizer.data.augment import BatchRandomWarp
@@ -78,10 +79,21 @@ def cli_args(args: argparse.Namespace, *extra: str) -> list[str]:
     ]
 
 
-def lightning_throughput(args: argparse.Namespace) -> float:
+class NegligibleNetwork(nn.Module):
+    """One linear layer: a step costs almost nothing but the loop around it (`--overhead`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 10))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.layers(images)
+
+
+def lightning_throughput(args: argparse.Namespace, *network: str) -> float:
     """Images/s of the real `fit` path (config, callbacks, logger, augmentation), no validation."""
     cli = DigitCLI(args=cli_args(
-        args,
+        args, *network,
         "--trainer.max_steps", str(args.warmup + args.steps),
         "--trainer.limit_val_batches", "0",
         "--trainer.num_sanity_val_steps", "0",
@@ -108,13 +120,14 @@ def bare_lightning_throughput(args: argparse.Namespace) -> float:
     return timer.timed_steps * args.batch_size / (timer.end - timer.start)
 
 
-def plain_throughput(args: argparse.Namespace, images: torch.Tensor, labels: torch.Tensor) -> float:
+def plain_throughput(args: argparse.Namespace, images: torch.Tensor, labels: torch.Tensor,
+                     network: type[nn.Module] = DigitCNN) -> float:
     """Images/s of a hand-written loop: same network, optimizer, batch and augmentation."""
     device = torch.device(args.device)
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    model = DigitCNN().to(device, memory_format=memory_format).train()
+    model = network().to(device, memory_format=memory_format).train()
     if args.compile:
         model.compile(mode=args.compile)
     optimizer = reference_optimizer(model.parameters())
@@ -174,6 +187,8 @@ def main() -> None:
     parser.add_argument("--log-dir", default="benchmark_logs", help="where the Trainer runs log")
     parser.add_argument("--bare", action="store_true", help="also time the module under a bare Trainer")
     parser.add_argument("--full-recipe", action="store_true", help="also time the recipe's whole fit (the reference: 30 epochs)")
+    parser.add_argument("--overhead", action="store_true",
+                        help="also measure the per-step cost of the loop itself, with a one-layer network (ms per step)")
     args = parser.parse_args()
 
     # The plain loop trains on the same 37,800 images the data module splits off.
@@ -199,6 +214,15 @@ def main() -> None:
         print(f"bare Lightning Trainer:   {max(bare):,.0f} images/s  (all runs: {_list(bare)})")
     print(f"plain PyTorch loop:       {max(plain):,.0f} images/s  (all runs: {_list(plain)})")
     print(f"lightning/plain throughput ratio: {max(lightning) / max(plain):.2f}")
+    if args.overhead:
+        negligible = ["--model.network", f"{__name__}.NegligibleNetwork"]
+        trainer_ms, plain_ms = [], []
+        for _ in range(args.repeats):
+            trainer_ms.append(1000 * args.batch_size / lightning_throughput(args, *negligible))
+            plain_ms.append(1000 * args.batch_size / plain_throughput(args, train.images.cpu(), train.labels.cpu(),
+                                                                       NegligibleNetwork))
+        print(f"per-step overhead, one-layer network: Trainer {min(trainer_ms):.3f} ms, plain loop {min(plain_ms):.3f} ms "
+              f"a step; the package's overhead {min(trainer_ms) - min(plain_ms):.3f} ms a step (goal: at most 0.1)")
 
 
 def _list(values: list[float]) -> str:

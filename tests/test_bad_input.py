@@ -187,5 +187,5 @@ def test_random_states_survive_a_checkpoint_round_trip(tmp_path):
     draws()  # move every generator on
     restored = RandomStateCheckpoint()
     restored.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
-    restored.on_train_epoch_start(None, None)
+    restored.on_train_start(None, None)
     assert draws() == expected
