@@ -95,3 +95,22 @@ def test_a_checkpoint_of_another_network_is_a_one_line_error(workdir, tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert re.match(r"error: .*other.ckpt: not the same network", result.stderr.strip().splitlines()[-1])
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_ensemble_of_two_recipes_in_parallel_processes(tmp_path):
+    """--recipes x --seeds members, two at a time in their own processes and run folders; the
+    submission averages networks of different classes; each member's result is its own fit's."""
+    write_tiny_data(tmp_path)
+    target = tmp_path / "mixed.csv"
+    args = [arg for arg in workdir_args(tmp_path, "--submission.path", str(target))]
+    del args[:2]  # the recipes come from --recipes
+    result = run_cli("ensemble", "--recipes", "cnn.yaml", "strong.yaml", "--seeds", "1", "--parallel", "2", *args,
+                     cwd=tmp_path)
+    runs = sorted((tmp_path / "lightning_logs").iterdir())
+    assert [run.name for run in runs] == ["version_0", "version_1"]
+    assert all((run / "fit.log").is_file() and (run / "checkpoints" / "last.ckpt").is_file() for run in runs)
+    classes = [torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]["network"]["class_path"]
+               for run in runs]
+    assert sorted(classes) == ["digit_recognizer.models.DeotteCNN", "digit_recognizer.models.DigitCNN"]
+    assert "ensemble member (seed 1, cnn.yaml)" in result.stdout and "ensemble member (seed 1, strong.yaml)" in result.stdout
+    assert len(pd.read_csv(target)) == 50
