@@ -55,6 +55,7 @@ class TrainingLock(Callback):
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self._handle is not None:
+            self._handle.truncate(0)  # no pid of a finished run left behind
             fcntl.flock(self._handle, fcntl.LOCK_UN)
             self._handle.close()
             self._handle = None
