@@ -156,3 +156,18 @@ def test_ddp_pr_curves_count_each_validation_image_once(tmp_path: Path):
         assert curve[TP, 0] + curve[FP, 0] + curve[TN, 0] + curve[FN, 0] == 21
     (folder,) = run.glob("*/val_embedding")
     assert len(read_tsv(folder / "tensors.tsv")) == 11  # rank zero's share of the validation images
+
+
+def test_report_writes_the_projector_embedding_of_a_run_that_has_none(tmp_path):
+    from conftest import run_cli, tiny_run_args, write_tiny_data
+
+    write_tiny_data(tmp_path)
+    run_cli("fit", *tiny_run_args(tmp_path / "data", "--inspection.embedding_images", "0"), cwd=tmp_path)
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert not (run / "projector_config.pbtxt").exists()
+    result = run_cli("report", str(run), cwd=tmp_path)
+    assert f"wrote the projector embedding of 20 validation images into {run}" in result.stdout
+    config = (run / "projector_config.pbtxt").read_text()
+    assert "val_embedding" in config and "metadata.tsv" in config and "sprite.png" in config
+    metadata = next(run.glob("*/val_embedding/metadata.tsv")).read_text().splitlines()
+    assert metadata[0].split("\t") == ["label", "predicted"] and len(metadata) == 21

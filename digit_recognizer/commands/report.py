@@ -108,11 +108,45 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None) -> l
     return written
 
 
+PROJECTOR_CONFIG = "projector_config.pbtxt"
+
+
+def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) -> int:
+    """The projector embedding of a run that has none yet: its last.ckpt's network on the first
+    `max_images` images of the validation split the run recorded. Returns how many it embedded."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from digit_recognizer.callbacks.inspection import write_embedding
+    from digit_recognizer.checkpoints import read_checkpoint, recorded_split
+    from digit_recognizer.data.datamodule import KaggleDigitsDataModule
+    from digit_recognizer.inference import network_from_checkpoint
+    from digit_recognizer.runs import LAST
+
+    path = run_dir / "checkpoints" / LAST
+    contents = read_checkpoint(path)
+    split = recorded_split(path, contents)
+    if not split["val_fraction"]:
+        raise UserError(f"{path}: trained on every row, so there is no validation split to embed")
+    recorded = (contents.get("datamodule_hyper_parameters") or {}).get("data_dir")
+    data = KaggleDigitsDataModule(data_dir or recorded, download=False, **split)
+    data.setup("validate")
+    with SummaryWriter(str(run_dir)) as writer:
+        return write_embedding(writer, network_from_checkpoint(path, contents), data.val_set.images,
+                               data.val_set.labels, max_images, global_step=int(contents.get("global_step", 0)))
+
+
 def main(argv: list[str]) -> None:
-    """`report RUN_DIR [--output-dir DIR]`."""
-    parser = argparse.ArgumentParser(prog="digit_recognizer report", description=__doc__.splitlines()[0])
+    """`report RUN_DIR [--output-dir DIR] [--embedding-images N] [--data-dir DIR]`."""
+    parser = argparse.ArgumentParser(prog="python -m digit_recognizer report", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="a run folder, e.g. lightning_logs/version_0")
     parser.add_argument("--output-dir", help="where to write the PNGs (default: the run folder)")
+    parser.add_argument("--embedding-images", type=int, default=1000,
+                        help="validation images for the projector embedding, written when the run has none (0: none)")
+    parser.add_argument("--data-dir", help="folder of train.csv for the embedding (default: the run's)")
     args = parser.parse_args(argv)
     for path in write_report(args.run_dir, args.output_dir):
         print(f"wrote {path}")
+    run_dir = Path(args.run_dir)
+    if args.embedding_images > 0 and not (run_dir / PROJECTOR_CONFIG).is_file():
+        count = write_run_embedding(run_dir, args.data_dir, args.embedding_images)
+        print(f"wrote the projector embedding of {count} validation images into {run_dir}")
