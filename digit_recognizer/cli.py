@@ -48,6 +48,7 @@ from digit_recognizer.callbacks import (
     RunConfigSaver,
     SubmissionWriter,
 )
+from digit_recognizer.callbacks import stop_on_signal
 from digit_recognizer.callbacks.run_lock import TrainingLock, training_pid
 from digit_recognizer.checkpoints import (
     AtomicCheckpointIO,
@@ -208,7 +209,7 @@ def standard_callbacks(trainer_config: dict[str, Any], present: list[Callback]) 
     what the user sees (epoch times, learning rates, progress, the figures of `report`).
     """
     wanted: list[Callback] = [RandomStateCheckpoint(), EpochEndSchedulerStep(), InterruptCheckpoint(), TrainingLock(),
-                              EpochTimer(), ReportWriter()]
+                              stop_on_signal.StopOnSignal(), EpochTimer(), ReportWriter()]
     writes_last = any(isinstance(c, ModelCheckpoint) and c.monitor is None and c.filename == Path(LAST).stem for c in present)
     if trainer_config.get("enable_checkpointing") is not False and not writes_last:
         # last.ckpt after every epoch: what --ckpt_path last resumes (save_last writes it only
@@ -295,8 +296,7 @@ def overview() -> str:
 def main(argv: list[str] | None = None) -> None:
     """Entry point; `--verbose` before the subcommand shows tracebacks of user errors.
 
-    Exit status: 0 done, 2 a user error, 1 after Ctrl-C during a Lightning stage (Lightning's own
-    graceful stop), 130 after Ctrl-C before or after one, 143 after SIGTERM.
+    Exit status: 0 done, 2 a user error, 130 after Ctrl-C, 143 after SIGTERM.
     """
     # Lightning 2.6 on torch 2.14 warns about its own use of a torch internal on every batch.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
@@ -335,6 +335,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except SIGTERMException:  # Lightning stopped gracefully (and InterruptCheckpoint saved the run)
         sys.exit(128 + signal.SIGTERM)
+    except SystemExit as exc:  # Lightning ends a stage stopped by Ctrl-C with exit(1)
+        if stop_on_signal.interrupted_by_ctrl_c and exc.code == 1:
+            print("interrupted", file=sys.stderr)
+            sys.exit(128 + signal.SIGINT)
+        raise
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)

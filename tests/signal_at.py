@@ -20,3 +20,22 @@ class SignalAt(Callback):
         if not self.sent and trainer.current_epoch == self.epoch and batch_idx == self.batch:
             self.sent = True
             os.kill(os.getpid(), self.signum)
+
+
+class SignalAtPredictBatch(Callback):
+    """Send `signum` at the start of prediction (or validation, test) batch `batch`, once."""
+
+    def __init__(self, batch: int = 0, signum: int = int(signal.SIGTERM)) -> None:
+        self.batch, self.signum = batch, signum
+        self.sent = False
+
+    def _maybe(self, batch_idx: int) -> None:
+        if not self.sent and batch_idx == self.batch:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._maybe(batch_idx)
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._maybe(batch_idx)

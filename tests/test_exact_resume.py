@@ -118,3 +118,21 @@ def test_best_resumes_exactly_with_its_weight_average(root, best_straight, epoch
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
     fit(folder, "best.yaml", "--trainer.max_epochs", "4", "--ckpt_path", "last")
     assert_same_state(best_straight, load(folder))
+
+
+@pytest.mark.parametrize("command, signum, status", [
+    ("predict", signal.SIGTERM, 143), ("predict", signal.SIGINT, 130), ("validate", signal.SIGTERM, 143),
+])
+def test_signals_stop_evaluating_commands_promptly_and_write_nothing(root, cnn_straight, command, signum, status):
+    """SIGTERM or Ctrl-C in predict or validate: exit 143 / 130, the existing submission untouched."""
+    folder = root / "cnn-straight"
+    submission = folder / "submission.csv"
+    submission.write_text("ImageId,Label\n1,7\n")
+    args = tiny_run_args(root / "data", config=REPO / "configs" / "cnn.yaml")
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    result = run_cli(command, *args, "--ckpt_path", "last", "--data.batch_size", "8", "--submission.path", str(submission),
+                     "--trainer.callbacks+=signal_at.SignalAtPredictBatch", "--trainer.callbacks.batch", "1",
+                     "--trainer.callbacks.signum", str(int(signum)), cwd=folder, check=False)
+    assert result.returncode == status, result.stderr[-2000:]
+    assert submission.read_text() == "ImageId,Label\n1,7\n"
+    assert "Submission (" not in result.stdout

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from digit_recognizer.callbacks.submission import check_writable
 from digit_recognizer.constants import TEST_FILE
@@ -130,6 +132,7 @@ def fit_in_parallel(members: list[Member], args: list[str], log_root: Path, para
     waiting = list(zip(members, runs))
     running: list[tuple[Member, Path, subprocess.Popen]] = []
     slot = 0
+    previous = signal.signal(signal.SIGTERM, _raise_sigterm)  # so that `finally` stops the members too
     try:
         while waiting or running:
             while waiting and len(running) < parallel:
@@ -152,10 +155,15 @@ def fit_in_parallel(members: list[Member], args: list[str], log_root: Path, para
                     raise UserError(f"ensemble member ({member}) failed with exit status {process.returncode}: "
                                     f"{last[0]} (log: {run / 'fit.log'})")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         for _, _, process in running:  # a failed or interrupted ensemble stops the other members too
-            process.terminate()
+            process.terminate()  # each saves its last.ckpt to resume from
             process.wait()
     return [str(member_checkpoint(run)) for run in runs]
+
+
+def _raise_sigterm(signum: int, frame: object) -> None:
+    raise SIGTERMException
 
 
 def _claim_run(log_root: Path) -> Path:
