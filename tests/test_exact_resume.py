@@ -96,7 +96,7 @@ def test_quick_resumes_exactly_after_ctrl_c_in_mid_epoch(root):
     fit(root / "quick-straight", "quick.yaml", *epochs)
     folder = root / "quick-ctrl-c"
     stopped = fit(folder, "quick.yaml", *epochs, *signal_at(1, 2, signal.SIGINT), check=False)
-    assert stopped.returncode in (1, 128 + signal.SIGINT), stopped.stderr[-2000:]
+    assert stopped.returncode == 128 + signal.SIGINT, stopped.stderr[-2000:]
     assert load(folder)["global_step"] == 5, "Ctrl-C stops at once, before the batch it came in"
     fit(folder, "quick.yaml", *epochs, "--ckpt_path", "last")
     assert_same_state(load(root / "quick-straight"), load(folder))

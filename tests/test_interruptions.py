@@ -106,7 +106,7 @@ def test_kill_9_mid_checkpoint_write_then_resume_finishes_the_planned_epochs(tin
     assert not (tmp_path / "lightning_logs" / "version_1").exists()
 
 
-@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 1), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
 def test_signal_during_fit_saves_a_resumable_checkpoint(tiny_data, tmp_path, signum, status):
     args = tiny_run_args(tiny_data, "--trainer.max_epochs", "1000")
     process = start_cli("fit", *args, cwd=tmp_path)
