@@ -9,6 +9,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from digit_recognizer.constants import NUM_CLASSES
+from digit_recognizer.models.keras_init import keras_init
 
 
 def _conv_relu_bn(
@@ -78,15 +79,8 @@ class DeotteCNN(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(4 * w, NUM_CLASSES),
         )
-        self.apply(_keras_init)
+        self.apply(keras_init)
 
     def forward(self, images: Tensor) -> Tensor:
         """(B, 1, 28, 28) floats in [0, 1] -> (B, 10) logits."""
         return self.classifier(self.features(images))
-
-
-def _keras_init(module: nn.Module) -> None:
-    """Keras' defaults for Conv2D and Dense (Glorot-uniform weights, zero biases); BN starts at 1 and 0 as in Keras."""
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        nn.init.xavier_uniform_(module.weight)
-        nn.init.zeros_(module.bias)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
+from digit_recognizer.models.keras_init import keras_init
 
 
 def _conv_block(in_channels: int, channels: int, kernel_size: int, dropout: float) -> nn.Sequential:
@@ -39,15 +40,8 @@ class DigitCNN(nn.Module):
             nn.Dropout(dense_dropout),
             nn.Linear(256, NUM_CLASSES),
         )
-        self.apply(_keras_init)
+        self.apply(keras_init)
 
     def forward(self, images: Tensor) -> Tensor:
         """(B, 1, 28, 28) floats in [0, 1] -> (B, 10) logits."""
         return self.classifier(self.features(images))
-
-
-def _keras_init(module: nn.Module) -> None:
-    """Keras' defaults (Glorot-uniform weights, zero biases), which the reference recipe was tuned with."""
-    if isinstance(module, (nn.Conv2d, nn.Linear)):
-        nn.init.xavier_uniform_(module.weight)
-        nn.init.zeros_(module.bias)
