@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import re
 import subprocess
 import sys
@@ -22,6 +24,16 @@ CNN_CONFIG = REPO / "configs" / "cnn.yaml"  # also what a run without --config s
 # The real competition files, when $DIGIT_RECOGNIZER_DATA names them (CI points it at its copy);
 # the variable is then cleared for every test, which choose their data folders themselves.
 REAL_DATA = Path(os.environ["DIGIT_RECOGNIZER_DATA"]) if os.environ.get("DIGIT_RECOGNIZER_DATA") else None
+
+
+@contextmanager
+def raises_one_line(kind: type[Exception], match: str | None = None) -> Iterator[pytest.ExceptionInfo]:
+    """pytest.raises for the package's user errors, which the CLI prints as one line: the message
+    must be a single line (and match `match`, as with pytest.raises)."""
+    with pytest.raises(kind, match=match) as info:
+        yield info
+    message = str(info.value)
+    assert message and "\n" not in message, f"not one line: {message!r}"
 
 
 def random_digits(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,7 +18,7 @@ from digit_recognizer.checkpoints import AtomicCheckpointIO, check_checkpoint
 from digit_recognizer.errors import CheckpointError
 from digit_recognizer.classifier import DigitClassifier
 
-from conftest import CNN_CONFIG, run_cli, tiny_run_args
+from conftest import CNN_CONFIG, raises_one_line, run_cli, tiny_run_args
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +38,20 @@ def test_a_checkpoint_of_this_model_passes(tmp_path, model):
 def test_truncated_checkpoint(tmp_path, model):
     path = save_checkpoint(tmp_path / "cut.ckpt", model.state_dict())
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(CheckpointError, match=r"cut.ckpt: truncated or not a checkpoint file \(.+\)$"):
+    with raises_one_line(CheckpointError, match=r"cut.ckpt: truncated or not a checkpoint file \(.+\)$"):
         check_checkpoint(path, model)
 
 
 def test_not_a_lightning_checkpoint(tmp_path, model):
     torch.save({"weights": torch.zeros(3)}, tmp_path / "plain.pt")
-    with pytest.raises(CheckpointError, match="plain.pt: not a Lightning checkpoint") as error:
+    with raises_one_line(CheckpointError, match="plain.pt: not a Lightning checkpoint") as error:
         check_checkpoint(tmp_path / "plain.pt", model)
     assert "\n" not in str(error.value)
 
 
 def test_checkpoint_of_another_model(tmp_path, model):
     path = save_checkpoint(tmp_path / "other.ckpt", nn.Linear(784, 10).state_dict())
-    with pytest.raises(CheckpointError, match=r"other.ckpt: a checkpoint of a different model \(\d+ weights missing") as error:
+    with raises_one_line(CheckpointError, match=r"other.ckpt: a checkpoint of a different model \(\d+ weights missing") as error:
         check_checkpoint(path, model)
     assert "\n" not in str(error.value), "one line, not Lightning's list of every weight"
 
@@ -59,7 +59,7 @@ def test_checkpoint_of_another_model(tmp_path, model):
 def test_checkpoint_of_another_architecture(tmp_path, model):
     state, name = wider_state_dict()  # another layer width
     path = save_checkpoint(tmp_path / "wide.ckpt", state)
-    with pytest.raises(CheckpointError, match=rf"different architecture \('{name}' has shape \(7, ") as error:
+    with raises_one_line(CheckpointError, match=rf"different architecture \('{name}' has shape \(7, ") as error:
         check_checkpoint(path, model)
     assert "\n" not in str(error.value)
 
@@ -126,7 +126,7 @@ def test_cli_missing_truncated_and_foreign_checkpoints(tiny_data, tmp_path, caps
     for path, message in cases.items():
         error = one_line_error(*run_main(capsys, "validate", *tiny_run_args(tiny_data), "--ckpt_path", path))
         assert error.startswith(message)
-    with pytest.raises(CheckpointError):  # --verbose: the exception itself, so its traceback is shown
+    with raises_one_line(CheckpointError):  # --verbose: the exception itself, so its traceback is shown
         main(["--verbose", "validate", *tiny_run_args(tiny_data), "--ckpt_path", str(foreign)])
 
 

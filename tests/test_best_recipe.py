@@ -15,7 +15,7 @@ from digit_recognizer.training import SWAWeightAveraging
 from digit_recognizer.errors import UserError
 from digit_recognizer.classifier import DigitClassifier
 
-from conftest import REPO, run_cli, tiny_datamodule, tiny_run_args, tiny_trainer, write_tiny_data
+from conftest import REPO, raises_one_line, run_cli, tiny_datamodule, tiny_run_args, tiny_trainer, write_tiny_data
 
 BEST_CONFIG = REPO / "configs" / "best.yaml"
 
@@ -103,7 +103,7 @@ def one_cycle(total_steps: int | None, pct_start: float = 0.3):
 ])
 def test_one_cycle_that_cannot_fit_the_run_is_a_user_error(tiny_data, tmp_path, total_steps, pct_start, settings, message):
     model = DigitClassifier(scheduler=one_cycle(total_steps, pct_start), scheduler_interval="step")
-    with pytest.raises(UserError, match=message):
+    with raises_one_line(UserError, match=message):
         tiny_trainer(tmp_path, **settings).fit(model, tiny_datamodule(tiny_data, tmp_path))
 
 

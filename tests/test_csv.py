@@ -10,7 +10,7 @@ from digit_recognizer.constants import PIXEL_COLUMNS
 from digit_recognizer.data.csv import read_digits_csv, write_digits_csv
 from digit_recognizer.errors import DataError
 
-from conftest import random_digits
+from conftest import raises_one_line, random_digits
 
 HEADER = "label," + ",".join(PIXEL_COLUMNS)
 TEST_HEADER = ",".join(PIXEL_COLUMNS)
@@ -25,8 +25,8 @@ def row(label: int | str | None = 3, pixel: str = "0", at: int = 0) -> str:
 
 @contextmanager
 def one_line_error(path: Path, pattern: str) -> Iterator[None]:
-    """pytest.raises(DataError, match=pattern), and the message is one line that starts with the file."""
-    with pytest.raises(DataError, match=pattern) as error:
+    """raises_one_line(DataError, match=pattern), and the message is one line that starts with the file."""
+    with raises_one_line(DataError, match=pattern) as error:
         yield
     assert str(error.value).startswith(f"{path}: ") and "\n" not in str(error.value), str(error.value)
 
@@ -160,7 +160,7 @@ BAD_TEST = {
 def test_bad_csv_names_file_line_and_column(tmp_path, labelled, case):
     text, message = (BAD_TRAIN if labelled else BAD_TEST)[case]
     path = write(tmp_path / ("train.csv" if labelled else "test.csv"), text)
-    with pytest.raises(DataError) as error:
+    with raises_one_line(DataError) as error:
         read_digits_csv(path, labelled=labelled)
     assert str(error.value).startswith(f"{path}: ")
     assert message in str(error.value)

@@ -14,7 +14,7 @@ from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_in
 from digit_recognizer.data.split import stratified_split
 from digit_recognizer.errors import DataError
 
-from conftest import random_digits
+from conftest import raises_one_line, random_digits
 
 
 # -- cache --------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ def test_cache_keeps_labelled_and_unlabelled_apart(tmp_path):
     path = tmp_path / "test.csv"
     write_digits_csv(path, random_digits(5)[0], None)
     assert load_digits(path, labelled=False, cache_dir=tmp_path / "c").labels is None
-    with pytest.raises(DataError, match="label"):
+    with raises_one_line(DataError, match="label"):
         load_digits(path, labelled=True, cache_dir=tmp_path / "c")
 
 
@@ -278,7 +278,7 @@ def test_batch_transfer_mixes_images_and_labels_only_in_training(tiny_data):
 
 
 def test_bad_val_fraction_is_rejected(tiny_data):
-    with pytest.raises(DataError, match="val_fraction"):
+    with raises_one_line(DataError, match="val_fraction"):
         datamodule(tiny_data, val_fraction=1.0)
 
 

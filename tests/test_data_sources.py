@@ -15,7 +15,7 @@ from digit_recognizer.data import sources
 from digit_recognizer.data.csv import write_digits_csv
 from digit_recognizer.errors import DataError
 
-from conftest import random_digits, run_cli, tiny_run_args
+from conftest import raises_one_line, random_digits, run_cli, tiny_run_args
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_a_zip_that_is_not_the_competitions_is_one_line(tmp_path, no_credentials
     data = tmp_path / "data"
     data.mkdir()
     (data / sources.KAGGLE_ZIP).write_bytes(b"PK\x03\x04 not really")
-    with pytest.raises(DataError, match=r"digit-recognizer.zip: truncated or not a zip file") as error:
+    with raises_one_line(DataError, match=r"digit-recognizer.zip: truncated or not a zip file") as error:
         datamodule(data).prepare_data()
     assert "\n" not in str(error.value)
 
@@ -66,7 +66,7 @@ def test_a_zip_that_is_not_the_competitions_is_one_line(tmp_path, no_credentials
 def test_missing_data_without_credentials_names_the_kaggle_command(tmp_path, no_credentials):
     data = tmp_path / "empty"
     data.mkdir()
-    with pytest.raises(DataError) as error:
+    with raises_one_line(DataError) as error:
         datamodule(data).prepare_data()
     message = str(error.value)
     assert f"kaggle competitions download -c digit-recognizer -p {data}" in message and "\n" not in message
@@ -77,7 +77,7 @@ def test_missing_data_without_credentials_names_the_kaggle_command(tmp_path, no_
 def test_missing_data_with_download_off_says_so(tmp_path, no_credentials):
     data = tmp_path / "empty"
     data.mkdir()
-    with pytest.raises(DataError, match="downloading is off"):
+    with raises_one_line(DataError, match="downloading is off"):
         datamodule(data, download=False).prepare_data()
 
 
@@ -85,10 +85,10 @@ def test_a_named_folder_that_does_not_exist_is_an_error_not_another_folder(tmp_p
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     write_digits_csv(tmp_path / "data" / "train.csv", *random_digits(20))  # ./data exists and has files
-    with pytest.raises(DataError, match=r"typo: no such data folder"):
+    with raises_one_line(DataError, match=r"typo: no such data folder"):
         datamodule(Path("typo")).prepare_data()
     monkeypatch.setenv(sources.DATA_DIR_VARIABLE, str(tmp_path / "gone"))
-    with pytest.raises(DataError, match=r"gone: no such data folder"):
+    with raises_one_line(DataError, match=r"gone: no such data folder"):
         datamodule(None).prepare_data()
 
 

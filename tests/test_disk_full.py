@@ -29,7 +29,7 @@ from digit_recognizer.data.csv import write_digits_csv
 from digit_recognizer.errors import UserError
 from digit_recognizer.classifier import DigitClassifier
 
-from conftest import REPO, random_digits
+from conftest import REPO, raises_one_line, random_digits
 
 SUBMISSION = "ImageId,Label\n1,3\n"
 
@@ -61,7 +61,7 @@ def test_checkpoint_on_a_full_disk_keeps_the_last_one_resumable(tmp_path, monkey
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"epoch": 0, "global_step": 3, "state_dict": model.state_dict()}, path)
     monkeypatch.setattr(torch, "save", save)
-    with pytest.raises(UserError) as error:
+    with raises_one_line(UserError) as error:
         AtomicCheckpointIO().save_checkpoint({"epoch": 1, "state_dict": model.state_dict()}, path)
     monkeypatch.undo()
     assert_one_line(error, path)
@@ -104,7 +104,7 @@ def test_submission_on_a_full_disk_keeps_the_previous_one(tmp_path, monkeypatch)
     path = tmp_path / "submission.csv"
     path.write_text(SUBMISSION)
     monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
-    with pytest.raises(UserError) as error:
+    with raises_one_line(UserError) as error:
         write_submission(path, torch.arange(3), torch.tensor([1, 2, 3]))
     assert_one_line(error, path)
     assert path.read_text() == SUBMISSION

@@ -14,7 +14,7 @@ from digit_recognizer.models import DigitCNN
 from digit_recognizer.training import Distillation
 from digit_recognizer.classifier import DigitClassifier
 
-from conftest import run_cli, tiny_datamodule, tiny_trainer, workdir_args, write_tiny_data
+from conftest import raises_one_line, run_cli, tiny_datamodule, tiny_trainer, workdir_args, write_tiny_data
 from test_bad_input import one_line_error
 from test_ensemble import Constant
 from test_ensemble_cli import member
@@ -68,7 +68,7 @@ def test_a_student_trains_and_saves_only_its_own_network(teacher, tmp_path, monk
 def test_a_teacher_of_another_validation_split_is_refused(teacher, tmp_path):
     root, path = teacher
     trainer = tiny_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
-    with pytest.raises(UserError, match=r"teacher.ckpt: this teacher trained with val_fraction 0.1 and split_seed 42"):
+    with raises_one_line(UserError, match=r"teacher.ckpt: this teacher trained with val_fraction 0.1 and split_seed 42"):
         trainer.fit(DigitClassifier(distillation=Distillation([str(path)])), datamodule=tiny_datamodule(root / "data", tmp_path, split_seed=7))
 
 
@@ -82,13 +82,13 @@ def test_a_student_on_every_row_may_use_any_teacher(teacher, tmp_path):
 def test_a_missing_teacher_fails_before_training(tmp_path):
     data = write_tiny_data(tmp_path)
     trainer = tiny_trainer(tmp_path, max_epochs=1)
-    with pytest.raises(CheckpointError, match="nope.ckpt: checkpoint file not found"):
+    with raises_one_line(CheckpointError, match="nope.ckpt: checkpoint file not found"):
         trainer.fit(DigitClassifier(distillation=Distillation([str(tmp_path / "nope.ckpt")])), datamodule=tiny_datamodule(data, tmp_path))
     assert trainer.global_step == 0
 
 
 def test_the_distillation_weight_is_a_share():
-    with pytest.raises(UserError, match="distillation.weight must be between 0 and 1, not 1.5"):
+    with raises_one_line(UserError, match="distillation.weight must be between 0 and 1, not 1.5"):
         Distillation(weight=1.5)
 
 
@@ -128,6 +128,6 @@ def test_a_teacher_that_does_not_record_its_split_is_refused(teacher, tmp_path):
     foreign = tmp_path / "foreign.ckpt"
     torch.save(checkpoint, foreign)
     trainer = tiny_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
-    with pytest.raises(UserError, match="foreign.ckpt: the checkpoint does not record its validation split"):
+    with raises_one_line(UserError, match="foreign.ckpt: the checkpoint does not record its validation split"):
         trainer.fit(DigitClassifier(distillation=Distillation([str(foreign)])), datamodule=tiny_datamodule(root / "data", tmp_path))
     assert trainer.global_step == 0

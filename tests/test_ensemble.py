@@ -9,6 +9,8 @@ from digit_recognizer.errors import CheckpointError, UserError
 from digit_recognizer.callbacks import InferenceAveraging
 from digit_recognizer.models import DigitCNN
 
+from conftest import raises_one_line
+
 
 def test_shifts_move_pixels_and_fill_with_zeros():
     images = torch.zeros(2, 1, 28, 28)
@@ -64,16 +66,16 @@ def test_a_checkpoint_of_the_same_network_loads_its_weights(tmp_path):
 
 def test_a_checkpoint_of_another_network_is_a_one_line_error(tmp_path):
     save_checkpoint(tmp_path / "other.ckpt", nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))
-    with pytest.raises(CheckpointError, match=r"other.ckpt: not the same network") as error:
+    with raises_one_line(CheckpointError, match=r"other.ckpt: not the same network") as error:
         load_network(tmp_path / "other.ckpt", like=DigitCNN())
     assert "\n" not in str(error.value)
     torch.save({"epoch": 3}, tmp_path / "bare.ckpt")
-    with pytest.raises(CheckpointError, match="bare.ckpt: not a Lightning checkpoint"):
+    with raises_one_line(CheckpointError, match="bare.ckpt: not a Lightning checkpoint"):
         load_network(tmp_path / "bare.ckpt", like=DigitCNN())
-    with pytest.raises(CheckpointError, match="missing.ckpt: checkpoint file not found"):
+    with raises_one_line(CheckpointError, match="missing.ckpt: checkpoint file not found"):
         load_network(tmp_path / "missing.ckpt", like=DigitCNN())
 
 
 def test_shifts_as_large_as_the_image_are_refused():
-    with pytest.raises(UserError, match="inference.shifts"):
+    with raises_one_line(UserError, match="inference.shifts"):
         InferenceAveraging(shifts=[(28, 0)])

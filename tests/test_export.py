@@ -25,6 +25,8 @@ from digit_recognizer.export import (
 )
 from digit_recognizer.models import DigitCNN
 
+from conftest import raises_one_line
+
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
 
 BATCH_SIZES = (1, 7)
@@ -109,7 +111,7 @@ class FixedBatch(nn.Module):
 @pytest.mark.filterwarnings("ignore:Using len to get tensor shape")
 @pytest.mark.parametrize("export", [export_onnx, export_torchscript])
 def test_a_network_that_fixes_its_batch_size_is_refused_and_nothing_is_written(export, tmp_path: Path):
-    with pytest.raises(UserError, match="fixes its batch size"):
+    with raises_one_line(UserError, match="fixes its batch size"):
         export(FixedBatch(), tmp_path / "model")
     assert not list(tmp_path.iterdir())
 
@@ -135,10 +137,10 @@ def test_the_model_card_says_what_goes_in_and_out_and_where_it_came_from(tmp_pat
     assert {"digit_recognizer", "torch"} <= set(card["exported_with"]) and card["exported_at"]
     unknown = model_card(recipe={}, val_accuracy=None, data_checksum=None, source_checkpoint="c", fmt="torchscript")
     assert unknown["val_accuracy"] is None and unknown["data_checksum"] is None
-    with pytest.raises(UserError, match="unknown export format 'tflite'"):
+    with raises_one_line(UserError, match="unknown export format 'tflite'"):
         model_card(recipe={}, val_accuracy=None, data_checksum=None, source_checkpoint="c", fmt="tflite")
 
 
 def test_the_checksum_of_a_missing_file_is_a_data_error_naming_it(tmp_path: Path):
-    with pytest.raises(DataError, match="missing.csv: cannot read"):
+    with raises_one_line(DataError, match="missing.csv: cannot read"):
         data_checksum(tmp_path / "missing.csv")

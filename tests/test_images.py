@@ -13,6 +13,8 @@ from digit_recognizer.constants import IMAGE_SIZE
 from digit_recognizer.data.images import expand_image_paths, read_images, to_mnist_form
 from digit_recognizer.errors import DataError
 
+from conftest import raises_one_line
+
 MIDDLE = (IMAGE_SIZE - 1) / 2  # the field's centre in pixel indices
 
 
@@ -166,6 +168,6 @@ def test_nothing_to_read_is_a_data_error_naming_the_spec(tmp_path: Path):
     for spec, message in ((tmp_path / "missing.png", "no such file or folder"),
                           (tmp_path / "empty", "no image files"),
                           (tmp_path / "*.webp", "no files match")):
-        with pytest.raises(DataError, match=message) as raised:
+        with raises_one_line(DataError, match=message) as raised:
             expand_image_paths(str(spec))
         assert str(raised.value).startswith(str(spec))

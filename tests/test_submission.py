@@ -11,6 +11,8 @@ from digit_recognizer.runs import find_checkpoint, run_dir_of, run_dirs
 from digit_recognizer.errors import CheckpointError
 from digit_recognizer.files import _UMASK, atomic_path
 
+from conftest import raises_one_line
+
 
 def test_submission_format(tmp_path):
     path = tmp_path / "sub" / "submission.csv"
@@ -75,7 +77,7 @@ def test_last_and_best_come_from_the_newest_run_with_a_checkpoint(tmp_path):
 
 
 def test_no_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(CheckpointError, match="no run under .* has a checkpoint"):
+    with raises_one_line(CheckpointError, match="no run under .* has a checkpoint"):
         find_checkpoint(tmp_path, "last")
 
 
@@ -84,7 +86,7 @@ def test_best_never_comes_from_an_older_run(tmp_path):
     make_run(tmp_path, 0)
     newest = make_run(tmp_path, 1, best=False)
     assert find_checkpoint(tmp_path, "last") == newest / "last.ckpt"
-    with pytest.raises(CheckpointError, match="version_1 records no best checkpoint.*--ckpt_path last"):
+    with raises_one_line(CheckpointError, match="version_1 records no best checkpoint.*--ckpt_path last"):
         find_checkpoint(tmp_path, "best")
 
 

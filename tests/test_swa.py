@@ -9,7 +9,7 @@ from digit_recognizer.training import SWAWeightAveraging
 from digit_recognizer.errors import UserError
 from digit_recognizer.classifier import DigitClassifier
 
-from conftest import run_cli, tiny_datamodule, tiny_run_args, tiny_trainer
+from conftest import raises_one_line, run_cli, tiny_datamodule, tiny_run_args, tiny_trainer
 from test_bad_input import one_line_error
 
 
@@ -93,12 +93,12 @@ def test_a_resumed_run_goes_on_averaging(tiny_data, tmp_path):
 
 @pytest.mark.parametrize("start_epoch", [-1, 1.5, True])
 def test_a_start_that_is_no_epoch_is_a_user_error(tiny_data, tmp_path, start_epoch):
-    with pytest.raises(UserError, match="start_epoch must be an epoch index >= 0 or a share in"):
+    with raises_one_line(UserError, match="start_epoch must be an epoch index >= 0 or a share in"):
         fit(tmp_path, tiny_data, start_epoch=start_epoch)
 
 
 def test_a_second_weight_average_is_a_user_error(tiny_data, tmp_path):
-    with pytest.raises(UserError, match="SWAWeightAveraging and EMAWeightAveraging both average the weights"):
+    with raises_one_line(UserError, match="SWAWeightAveraging and EMAWeightAveraging both average the weights"):
         fit(tmp_path, tiny_data, start_epoch=1, extra=[EMAWeightAveraging()])
 
 
