@@ -39,3 +39,7 @@ class SignalAtPredictBatch(Callback):
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._maybe(batch_idx)
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._maybe(batch_idx)
+

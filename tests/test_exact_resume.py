@@ -122,6 +122,7 @@ def test_best_resumes_exactly_with_its_weight_average(root, best_straight, epoch
 
 @pytest.mark.parametrize("command, signum, status", [
     ("predict", signal.SIGTERM, 143), ("predict", signal.SIGINT, 130), ("validate", signal.SIGTERM, 143),
+    ("test", signal.SIGTERM, 143),
 ])
 def test_signals_stop_evaluating_commands_promptly_and_write_nothing(root, cnn_straight, command, signum, status):
     """SIGTERM or Ctrl-C in predict or validate: exit 143 / 130, the existing submission untouched."""
@@ -136,3 +137,13 @@ def test_signals_stop_evaluating_commands_promptly_and_write_nothing(root, cnn_s
     assert result.returncode == status, result.stderr[-2000:]
     assert submission.read_text() == "ImageId,Label\n1,7\n"
     assert "Submission (" not in result.stdout
+
+
+def test_quick_resumes_exactly_after_an_epochs_end(root):
+    folder = root / "quick-epochs"
+    fit(folder, "quick.yaml", "--trainer.max_epochs", "1")
+    fit(folder, "quick.yaml", "--trainer.max_epochs", "3", "--ckpt_path", "last")
+    if not (root / "quick-straight" / LAST).is_file():
+        fit(root / "quick-straight", "quick.yaml", "--trainer.max_epochs", "3")
+    assert_same_state(load(root / "quick-straight"), load(folder))
+
