@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from jsonargparse import ArgumentError, Namespace
+from jsonargparse import ArgumentError
 from lightning.pytorch import Callback, Trainer
 from lightning.pytorch.callbacks import (
     LearningRateMonitor,
@@ -61,11 +61,10 @@ from digit_recognizer.classifier import DigitClassifier
 from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.errors import CheckpointError, UserError
 from digit_recognizer.recipes import default_config, recipe_path
-from digit_recognizer.runs import LAST, RunLogger, find_checkpoint, run_dir_of
+from digit_recognizer.runs import LAST, RunLogger, file_logger, find_checkpoint, log_root_of, run_dir_of
 
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 EVALUATING = ("validate", "test", "predict")
-_FILE_LOGGERS = ("TensorBoardLogger", "CSVLogger", "RunLogger")
 DEFAULT_LOGGER = {
     "class_path": "digit_recognizer.runs.RunLogger",
     "init_args": {"save_dir": ".", "name": "lightning_logs", "default_hp_metric": False},
@@ -154,7 +153,7 @@ class DigitCLI(LightningCLI):
                     f"{self.subcommand} needs --ckpt_path: a checkpoint file, or 'best' or 'last' of the newest run"
                 )
             return
-        log_root = _log_root(_file_logger(config.trainer.logger), config.trainer.default_root_dir)
+        log_root = log_root_of(config.trainer)
         if ckpt_path in ("last", "best"):  # a file only now: merge its settings as for a named one
             config.ckpt_path = ckpt_path = str(find_checkpoint(log_root, ckpt_path))
             self._parse_ckpt_path()
@@ -165,7 +164,7 @@ class DigitCLI(LightningCLI):
         pid = training_pid(run) if self.subcommand == "fit" else None
         if pid is not None:
             raise CheckpointError(f"{run} is still training (process {pid}); resume it once that run has stopped")
-        logger = _file_logger(config.trainer.logger)
+        logger = file_logger(config.trainer.logger)
         if logger is not None and run.parent == log_root.resolve() and run.name.startswith("version_"):
             logger.init_args.version = int(run.name.removeprefix("version_"))  # keep logging into that run
 
@@ -235,23 +234,6 @@ def _with_atomic_checkpoints(plugins: Any) -> list[Any]:
     if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
         plugins.append(AtomicCheckpointIO())
     return plugins
-
-
-def _file_logger(logger: object) -> Namespace | None:
-    """The configured TensorBoard or CSV logger, when exactly one is given as class_path/init_args."""
-    if isinstance(logger, list) and len(logger) == 1:
-        logger = logger[0]
-    if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith(_FILE_LOGGERS):
-        return logger
-    return None
-
-
-def _log_root(logger: Namespace | None, default_root_dir: str | None) -> Path:
-    """The folder that holds the version_N run folders."""
-    if logger is None:  # Lightning's default logger
-        return Path(default_root_dir or ".") / "lightning_logs"
-    args = logger.init_args
-    return Path(args.get("save_dir") or default_root_dir or ".") / (args.get("name") or "")
 
 
 def resolve_arguments(argv: list[str]) -> list[str]:

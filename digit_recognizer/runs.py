@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import Namespace
 from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -20,6 +21,7 @@ from digit_recognizer.checkpoints import read_checkpoint
 from digit_recognizer.errors import CheckpointError
 
 LAST = "last.ckpt"
+_FILE_LOGGERS = ("TensorBoardLogger", "CSVLogger", "RunLogger")
 _VERSION = re.compile(r"^version_(\d+)$")
 
 
@@ -29,6 +31,24 @@ def run_dirs(log_root: Path) -> list[Path]:
         return []
     runs = [(int(m.group(1)), p) for p in log_root.iterdir() if p.is_dir() and (m := _VERSION.match(p.name))]
     return [path for _, path in sorted(runs)]
+
+
+def file_logger(logger: object) -> Namespace | None:
+    """The configured TensorBoard or CSV logger, when exactly one is given as class_path/init_args."""
+    if isinstance(logger, list) and len(logger) == 1:
+        logger = logger[0]
+    if isinstance(logger, Namespace) and str(logger.get("class_path", "")).endswith(_FILE_LOGGERS):
+        return logger
+    return None
+
+
+def log_root_of(trainer: Namespace) -> Path:
+    """The folder that holds the version_N run folders, from the parsed `trainer` settings."""
+    logger, default_root_dir = file_logger(trainer.logger), trainer.default_root_dir
+    if logger is None:  # Lightning's default logger
+        return Path(default_root_dir or ".") / "lightning_logs"
+    args = logger.init_args
+    return Path(args.get("save_dir") or default_root_dir or ".") / (args.get("name") or "")
 
 
 def run_dir_of(checkpoint: str | Path) -> Path:

@@ -32,7 +32,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from digit_recognizer.callbacks.submission import check_writable
 from digit_recognizer.constants import TEST_FILE
 from digit_recognizer.errors import CheckpointError, UserError
-from digit_recognizer.runs import RunLogger, member_checkpoint
+from digit_recognizer.runs import RunLogger, log_root_of, member_checkpoint
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,6 @@ def check_before_training(cli_class: type[LightningCLI], args: list[str]) -> Pat
 
     Returns the folder of the run folders.
     """
-    from digit_recognizer.cli import _file_logger, _log_root  # the CLI's own rule for the run folders
-
     cli = cli_class(args=args, run=False)
     data = cli.datamodule
     if not data.hparams.predict_csv and not data.hparams.images:
@@ -107,7 +105,7 @@ def check_before_training(cli_class: type[LightningCLI], args: list[str]) -> Pat
     submission = cli.config.submission.path
     if submission:
         check_writable(Path(submission))
-    return _log_root(_file_logger(cli.config.trainer.logger), cli.config.trainer.default_root_dir)
+    return log_root_of(cli.config.trainer)
 
 
 def fit_one(cli_class: type[LightningCLI], args: list[str]) -> str:

@@ -20,7 +20,7 @@ from digit_recognizer.errors import UserError
 from digit_recognizer.data.sources import existing_csv, resolve_data_dir
 from digit_recognizer.export import FORMATS, data_checksum, export_onnx, export_torchscript, write_model_card
 from digit_recognizer.inference import AveragedNetworks, network_from_checkpoint
-from digit_recognizer.runs import find_checkpoint, run_dir_of
+from digit_recognizer.runs import find_checkpoint, log_root_of, run_dir_of
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
 RECORDED_ACCURACY = ("val/acc_best",)  # DigitClassifier.on_save_checkpoint
@@ -66,10 +66,7 @@ def main(argv: list[str], cli_class: type[LightningCLI]) -> None:
 
 def _resolve(ckpt_path: str, cli: LightningCLI) -> Path:
     if ckpt_path in ("best", "last"):
-        from digit_recognizer.cli import _file_logger, _log_root  # the CLI's own rule for the run folders
-
-        trainer = cli.config.trainer
-        return find_checkpoint(_log_root(_file_logger(trainer.logger), trainer.default_root_dir), ckpt_path)
+        return find_checkpoint(log_root_of(cli.config.trainer), ckpt_path)
     return Path(ckpt_path)
 
 
