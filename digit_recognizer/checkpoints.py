@@ -126,7 +126,7 @@ def check_checkpoint(path: str | Path, model: nn.Module, checkpoint: dict[str, A
             )
 
 
-RESUMED_DATA_SETTINGS = ("batch_size", "val_fraction", "split_seed")
+RESUMED_DATA_SETTINGS = ("batch_size", "steps_per_batch", "val_fraction", "split_seed")
 
 
 def check_resume(path: str | Path, checkpoint: dict[str, Any], model: Any, datamodule: Any) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
+from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
@@ -24,8 +25,11 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from digit_recognizer.checkpoints import CHECKPOINT_FORMAT, FORMAT_KEY
 from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
+from digit_recognizer.data.step_groups import StepGroup
+from digit_recognizer.errors import UserError
 from digit_recognizer.models import DigitCNN
 from digit_recognizer.training.distillation import Distillation
+from digit_recognizer.training.grouped_steps import CtrlCHold
 from digit_recognizer.training.schedules import build_scheduler, check_schedule_length
 
 EVALUATION_STAGES = ("val", "test")
@@ -66,6 +70,9 @@ class DigitClassifier(LightningModule):
         compile: `torch.compile` the network with this mode ("reduce-overhead" replays it as CUDA
             graphs), or null to run it eagerly. The checkpoint's keys do not change.
         distillation: Teacher checkpoints whose averaged probabilities are a second training target.
+        steps_per_batch: Optimizer steps per training batch; the CLI sets it from
+            `data.steps_per_batch`. Above 1 the batches arrive as StepGroups and the steps are taken
+            by hand (Lightning's manual optimization), exactly as Lightning takes one a batch.
     """
 
     def __init__(
@@ -79,12 +86,14 @@ class DigitClassifier(LightningModule):
         channels_last: bool = False,
         compile: CompileMode | None = None,
         distillation: Distillation | None = None,
+        steps_per_batch: int = 1,
     ) -> None:
         super().__init__()
         # Under the CLI the hyperparameters are the parsed config: the network's class_path and
         # arguments, the teachers as a mapping. Built in Python, record the same plain values, so
         # that checkpoints load with torch.load(weights_only=True).
-        self.save_hyperparameters(ignore=["optimizer", "scheduler"])
+        # steps_per_batch is the data module's setting (the CLI links it): recorded there, not here.
+        self.save_hyperparameters(ignore=["optimizer", "scheduler", "steps_per_batch"])
         if isinstance(self.hparams.get("network"), nn.Module):
             self.hparams["network"] = {"class_path": f"{type(network).__module__}.{type(network).__qualname__}"}
         if isinstance(distillation, Distillation):
@@ -97,6 +106,9 @@ class DigitClassifier(LightningModule):
         if compile is not None:
             self.network.compile(mode=compile)  # in place: state_dict keys stay the network's
         self.distillation = distillation
+        self.steps_per_batch = steps_per_batch
+        self.automatic_optimization = steps_per_batch == 1
+        self._ctrl_c = CtrlCHold()
         # No per-step input checks in training: on a GPU each would wait for the step to finish.
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.train_accuracy = MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
@@ -112,15 +124,29 @@ class DigitClassifier(LightningModule):
     # -- training ----------------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
+        if stage == "fit" and not self.automatic_optimization:
+            averaging = [type(c).__name__ for c in self.trainer.callbacks if isinstance(c, WeightAveraging)]
+            if averaging:  # it averages once per Lightning batch, which would skip K - 1 steps of K
+                raise UserError(f"{averaging[0]} averages the weights once per training batch; "
+                                f"train it with data.steps_per_batch 1")
         if stage == "fit" and self.distillation is not None:
             self.distillation.load_teachers(self.network, getattr(self.trainer, "datamodule", None))
 
     def on_fit_start(self) -> None:
         if self.distillation is not None:
             self.distillation.to(self.device)
+        if not self.automatic_optimization:
+            # Under manual optimization Lightning keeps no interval or monitor of a scheduler
+            # (core/optimizer.py, _configure_schedulers_manual_opt); the step loop and
+            # EpochEndSchedulerStep read them, as under automatic optimization.
+            for config in self.trainer.lr_scheduler_configs:
+                config.interval = self.hparams.scheduler_interval
+                config.reduce_on_plateau = isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+                config.monitor = self.hparams.scheduler_monitor if config.reduce_on_plateau else None
+                config.strict = False
 
     def on_train_start(self) -> None:
-        check_schedule_length(self.trainer)
+        check_schedule_length(self.trainer, self.steps_per_batch)
 
     def training_loss(self, logits: Tensor, images: Tensor, labels: Tensor) -> Tensor:
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
@@ -128,22 +154,60 @@ class DigitClassifier(LightningModule):
             loss = self.distillation.blend(loss, logits, images.contiguous(memory_format=self.memory_format))
         return loss
 
-    def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor:
-        """The epoch's loss and accuracy are accumulated here and logged once, at the epoch's end:
-        each `self.log` call walks Lightning's results in Python, and on a GPU a step's time is
-        mostly the CPU's (docs/performance.md)."""
+    def _step_loss(self, batch: list[Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """The loss of one optimizer step's batch, with its logits and (class-index) labels for the metrics."""
         images, labels = batch[:2]  # then the rows in the CSV, which training does not need
         logits = self(images)
         loss = self.training_loss(logits, images, labels)
         if labels.is_floating_point():  # mixed images: scored against the label with the larger share
             labels = labels.argmax(dim=1)
-        # One value per image, so that batches weigh by size (with nan_strategy "disable",
+        return loss, logits.detach(), labels
+
+    def _update_train_metrics(self, losses: list[Tensor], logits: list[Tensor], labels: list[Tensor]) -> None:
+        # One loss value per image, so that batches weigh by size (with nan_strategy "disable",
         # MeanMetric ignores its `weight` argument).
-        self.train_loss.update(loss.detach().expand(len(labels)))
-        self.train_accuracy.update(logits.detach(), labels)
+        self.train_loss.update(torch.cat([loss.detach().expand(len(y)) for loss, y in zip(losses, labels)]))
+        self.train_accuracy.update(torch.cat(logits), torch.cat(labels))
+
+    def training_step(self, batch: list[Tensor], batch_idx: int) -> Tensor | None:
+        """The epoch's loss and accuracy are accumulated here and logged once, at the epoch's end:
+        each `self.log` call walks Lightning's results in Python, and on a GPU a step's time is
+        mostly the CPU's (docs/performance.md)."""
+        if not self.automatic_optimization:
+            return self._train_steps(batch, batch_idx)
+        loss, logits, labels = self._step_loss(batch)
+        self._update_train_metrics([loss], [logits], [labels])
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # the steps Lightning writes
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
+
+    def _train_steps(self, group: StepGroup | list[Tensor], batch_idx: int) -> None:
+        """The steps of a StepGroup, each as Lightning's automatic optimization takes one: forward,
+        zero_grad, backward, optimizer step, then the step-interval schedulers (the epoch-interval
+        ones: EpochEndSchedulerStep). The metrics are updated once for the group."""
+        optimizer = self.optimizers()
+        step_schedulers = [config for config in self.trainer.lr_scheduler_configs if config.interval == "step"]
+        batches = group.steps() if isinstance(group, StepGroup) else [group]
+        losses, logits_seen, labels_seen = [], [], []
+        with self._ctrl_c.holding():
+            for index, batch in enumerate(batches):
+                if 0 <= self.trainer.max_steps <= self.global_step:
+                    break
+                loss, logits, labels = self._step_loss(batch)
+                optimizer.zero_grad()
+                self.manual_backward(loss)
+                optimizer.step()
+                step_in_epoch = batch_idx * self.steps_per_batch + index + 1
+                for config in step_schedulers:
+                    if step_in_epoch % config.frequency == 0:
+                        self.lr_scheduler_step(config.scheduler, None)
+                losses.append(loss)
+                logits_seen.append(logits)
+                labels_seen.append(labels)
+        if losses:
+            self._update_train_metrics(losses, logits_seen, labels_seen)
+            self.log("train/loss_step", losses[-1], on_step=True, on_epoch=False, batch_size=len(labels_seen[-1]))
+        return None
 
     def on_train_epoch_end(self) -> None:
         # Metric objects: Lightning computes (synced across processes) and resets them.
@@ -190,12 +254,14 @@ class DigitClassifier(LightningModule):
         optimizer = self.optimizer_factory(self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = build_scheduler(self.scheduler_factory, optimizer, self._trainer)
+        scheduler = build_scheduler(self.scheduler_factory, optimizer, self._trainer, self.steps_per_batch)
         # strict=False: training on every row (val_fraction=0) has no val/acc to watch; the
         # plateau scheduler then keeps its rate instead of stopping the run.
         config = {"scheduler": scheduler, "interval": self.hparams.scheduler_interval, "strict": False}
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = self.hparams.scheduler_monitor
+        if not self.automatic_optimization:  # Lightning would warn and drop all but the scheduler: see on_fit_start
+            config = {"scheduler": scheduler}
         return {"optimizer": optimizer, "lr_scheduler": config}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

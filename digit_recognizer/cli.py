@@ -112,6 +112,8 @@ class DigitCLI(LightningCLI):
         parser.add_lightning_class_args(SubmissionWriter, "submission")
         parser.add_lightning_class_args(InferenceAveraging, "inference")  # checkpoints and shifts to average
         parser.add_lightning_class_args(ClassificationInspector, "inspection")  # what TensorBoard shows
+        # One setting for how many optimizer steps a training batch carries: the loader and the module must agree.
+        parser.link_arguments("data.steps_per_batch", "model.steps_per_batch")
 
     def _parse_ckpt_path(self) -> None:
         """Read the checkpoint once, in one-line terms, and merge its (migrated) hyperparameters.

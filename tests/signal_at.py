@@ -43,3 +43,17 @@ class SignalAtPredictBatch(Callback):
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._maybe(batch_idx)
 
+
+
+class SignalAtStep(Callback):
+    """Send `signum` just before optimizer step number `step` (counted from 1) is taken, once: with
+    several steps a batch (data.steps_per_batch), a signal inside a batch."""
+
+    def __init__(self, step: int, signum: int = int(signal.SIGINT)) -> None:
+        self.step, self.signum = step, signum
+        self.sent = False
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if not self.sent and trainer.global_step + 1 == self.step:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)

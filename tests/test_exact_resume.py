@@ -91,6 +91,24 @@ def test_cnn_resumes_exactly_after_sigterm_in_mid_epoch(root, cnn_straight):
     assert_same_state(cnn_straight, load(folder))
 
 
+def test_steps_per_batch_resumes_exactly_after_sigterm_and_ctrl_c_inside_a_batch(root):
+    """data.steps_per_batch 2 (two optimizer steps a Lightning batch): SIGTERM between batches, and
+    Ctrl-C inside one, which is held back until the batch's steps are done."""
+    settings = ["--data.steps_per_batch", "2", *PATIENCE_0, "--trainer.max_epochs", "4"]
+    fit(root / "k2-straight", "cnn.yaml", *settings)
+    expected = load(root / "k2-straight")
+    assert expected["global_step"] == 24 and expected["lr_schedulers"][0]["_last_lr"][0] < 1e-3
+    ctrl_c_at_step_9 = ["--trainer.callbacks+=signal_at.SignalAtStep", "--trainer.callbacks.step", "9"]
+    for name, stop, status, steps_done in [("k2-sigterm", signal_at(2, 1, signal.SIGTERM), 143, 16),
+                                           ("k2-ctrl-c", ctrl_c_at_step_9, 130, 10)]:
+        folder = root / name
+        stopped = fit(folder, "cnn.yaml", *settings, *stop, check=False)
+        assert stopped.returncode == status, stopped.stderr[-2000:]
+        assert load(folder)["global_step"] == steps_done, "stopped between batches, the batch's steps all taken"
+        fit(folder, "cnn.yaml", *settings, "--ckpt_path", "last")
+        assert_same_state(expected, load(folder))
+
+
 def test_quick_resumes_exactly_after_ctrl_c_in_mid_epoch(root):
     epochs = ["--trainer.max_epochs", "3"]  # quick.yaml's own length
     fit(root / "quick-straight", "quick.yaml", *epochs)

@@ -8,6 +8,13 @@ checkpoint it skips the step on purpose: it does not save the metric a ReduceLRO
 restarting). The resumed run then runs one plateau step short: another `best`, another learning
 rate, other weights. This callback saves the pending step with the metric it needs, and replays it
 before the resumed run's first batch.
+
+Under manual optimization (data.steps_per_batch above 1) Lightning steps no scheduler at all
+(`_TrainingEpochLoop._update_learning_rates` returns at once); the module steps the step-interval
+ones, and this callback takes each epoch's step at the next epoch's start, which is where Lightning
+would have taken it: nothing runs between its step at the epoch's end and that hook, and the
+epoch-end checkpoint is written before either. It records the last epoch it stepped for, so that
+a resumed run takes no step twice.
 """
 
 from __future__ import annotations
@@ -26,30 +33,37 @@ class EpochEndSchedulerStep(Callback):
         self._trainer: Trainer | None = None
         self._to_replay: dict[str, Any] | None = None
         self._replayed_epoch: int | None = None
+        self._last_stepped: int | None = None  # manual optimization: the last epoch whose step was taken
 
     @staticmethod
     def _epoch_schedulers(trainer: Trainer) -> list[LRSchedulerConfig]:
         return [config for config in trainer.lr_scheduler_configs if config.interval == "epoch"]
 
     def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {} if self._last_stepped is None else {"last_stepped_epoch": self._last_stepped}
         trainer = self._trainer
         if trainer is None or not trainer.training:
-            return {}
+            return state
         loop = trainer.fit_loop
-        # Saved after every batch of the epoch ran, before the epoch-end scheduler step: pending.
-        if not loop.epoch_loop._num_ready_batches_reached() or loop.epoch_progress.current.completed > trainer.current_epoch:
-            return {}
+        batches = loop.epoch_loop.batch_progress.current
+        # Saved after every batch of the epoch ran, before the epoch-end scheduler step: pending. Not
+        # when Ctrl-C stopped the epoch's last batch: the batch is fetched (Lightning's "last batch"
+        # already) but not trained, and the resumed run trains it before the epoch ends.
+        all_trained = loop.epoch_loop._num_ready_batches_reached() and batches.completed == batches.ready
+        if not all_trained or loop.epoch_progress.current.completed > trainer.current_epoch:
+            return state
         metrics = {}
         for config in self._epoch_schedulers(trainer):
             if config.monitor is not None and config.monitor in trainer.callback_metrics:
                 metrics[config.monitor] = float(trainer.callback_metrics[config.monitor])
-        return {"epoch": trainer.current_epoch, "metrics": metrics}
+        return {**state, "epoch": trainer.current_epoch, "metrics": metrics}
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         self._trainer = trainer
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._to_replay = state_dict or None
+        self._last_stepped = state_dict.get("last_stepped_epoch")
+        self._to_replay = state_dict if "epoch" in state_dict else None
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """After the restore, before the resumed run's first batch (also when it resumes mid-epoch)."""
@@ -62,11 +76,24 @@ class EpochEndSchedulerStep(Callback):
         """Still restarting at an epoch's end: Lightning will not step this epoch's schedulers."""
         epoch = trainer.current_epoch
         if trainer.fit_loop.restarting and epoch != self._replayed_epoch:
-            metrics = {key: float(value) for key, value in trainer.callback_metrics.items() if value.numel() == 1}
-            self._step(trainer, pl_module, epoch, metrics)
+            self._step(trainer, pl_module, epoch, _scalars(trainer))
+
+    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Manual optimization: the previous epoch's step, where Lightning would have taken it."""
+        if not pl_module.automatic_optimization and trainer.current_epoch > 0:
+            self._step(trainer, pl_module, trainer.current_epoch - 1, _scalars(trainer))
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """Manual optimization: the last epoch's step, if it trained all its batches (as Lightning)."""
+        if not pl_module.automatic_optimization and trainer.fit_loop.epoch_loop._num_ready_batches_reached():
+            self._step(trainer, pl_module, trainer.current_epoch - 1, _scalars(trainer))
 
     def _step(self, trainer: Trainer, pl_module: LightningModule, epoch: int, metrics: dict[str, float]) -> None:
-        """Each epoch-interval scheduler's step for `epoch`, as Lightning's `_update_learning_rates` takes it."""
+        """Each epoch-interval scheduler's step for `epoch`, as Lightning's `_update_learning_rates` takes
+        it; once per epoch (a resumed run may reach an epoch's step again)."""
+        if self._last_stepped is not None and epoch <= self._last_stepped:
+            return
+        self._last_stepped = epoch if not pl_module.automatic_optimization else None
         for config in self._epoch_schedulers(trainer):
             if config.frequency != 1 and (epoch + 1) % config.frequency:
                 continue
@@ -74,3 +101,8 @@ class EpochEndSchedulerStep(Callback):
                 pl_module.lr_scheduler_step(config.scheduler, None)
             elif config.monitor in metrics:  # as Lightning: no metric (strict=False), no step
                 pl_module.lr_scheduler_step(config.scheduler, torch.tensor(metrics[config.monitor]))
+
+
+def _scalars(trainer: Trainer) -> dict[str, float]:
+    """The run's logged one-value metrics: what a plateau scheduler may watch."""
+    return {key: float(value) for key, value in trainer.callback_metrics.items() if value.numel() == 1}

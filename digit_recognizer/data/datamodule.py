@@ -25,6 +25,7 @@ from digit_recognizer.data.sources import existing_csv, find_competition_files, 
 from digit_recognizer.data.in_memory import DigitTensors, collate_batch
 from digit_recognizer.data.resumable import ResumableLoader
 from digit_recognizer.data.split import stratified_split
+from digit_recognizer.data.step_groups import StepGroup
 from digit_recognizer.errors import DataError
 
 
@@ -40,7 +41,12 @@ class KaggleDigitsDataModule(LightningDataModule):
         download: When data_dir has no competition files, download them with the Kaggle API
             (needs the `kaggle` package and your credentials).
         cache_dir: Where parsed tensors are cached; default ~/.cache/digit_recognizer.
-        batch_size: Images per batch on each device.
+        batch_size: Images per batch (per optimizer step) on each device.
+        steps_per_batch: Optimizer steps per Lightning training batch: the loader hands over this
+            many batches at once and each gets its own step, in the same order and with the same
+            results as one at a time; Lightning's per-batch cost is then paid once per this many
+            steps (for GPUs, where that cost exceeds the step's: docs/performance.md). Not with
+            weight averaging, gradient clipping or accumulation.
         val_fraction: Share of train.csv held out for validation, stratified by label; 0 trains on all.
         split_seed: Seed of the validation split (independent of the training seed).
         augment: Randomly rotate, zoom, shift (and elastically distort, mix) training images.
@@ -69,6 +75,7 @@ class KaggleDigitsDataModule(LightningDataModule):
         download: bool = True,
         cache_dir: str | None = None,
         batch_size: int = 86,
+        steps_per_batch: int = 1,
         val_fraction: float = 0.1,
         split_seed: int = 42,
         augment: bool = True,
@@ -90,6 +97,8 @@ class KaggleDigitsDataModule(LightningDataModule):
             raise DataError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
         if batch_size < 1:
             raise DataError(f"data.batch_size must be at least 1, got {batch_size}")
+        if steps_per_batch < 1:
+            raise DataError(f"data.steps_per_batch must be at least 1, got {steps_per_batch}")
         self.save_hyperparameters()
         try:
             warp = BatchRandomWarp(rotation_degrees, zoom, shift, elastic_alpha, elastic_sigma)
@@ -197,7 +206,8 @@ class KaggleDigitsDataModule(LightningDataModule):
         workers = self.hparams.num_workers
         settings = {"batch_size": self.hparams.batch_size, "collate_fn": collate_batch, "num_workers": workers,
                     "persistent_workers": workers > 0}
-        if shuffle:  # training: resumable in mid-epoch
+        if shuffle:  # training: resumable in mid-epoch, K steps' batches at a time
+            settings["batch_size"] *= self.hparams.steps_per_batch
             resume, self._resume = self._resume, None
             self._train_loader = ResumableLoader(dataset, shuffle=True, generator=self.shuffle_generator,
                                                  resume=resume, **settings)
@@ -236,17 +246,24 @@ class KaggleDigitsDataModule(LightningDataModule):
 
     def on_after_batch_transfer(self, batch: list[Tensor] | Tensor, dataloader_idx: int) -> list[Tensor] | Tensor:
         """On the device: uint8 -> float in [0, 1] with a channel axis; augment when training
-        (with MixUp or CutMix on, training labels become (B, classes) probabilities)."""
+        (with MixUp or CutMix on, training labels become (B, classes) probabilities). A training
+        batch of several steps becomes a StepGroup, which prepares each step's batch when it is reached."""
         if isinstance(batch, Tensor):  # the model summary's example_input_array: a model input already
             return batch
+        training = self.trainer is not None and self.trainer.training
+        if training and self.hparams.steps_per_batch > 1:
+            return StepGroup(batch, self.hparams.batch_size, self.training_batch)
+        return self.training_batch(batch) if training else [to_model_input(batch[0]), *batch[1:]]
+
+    def training_batch(self, batch: list[Tensor]) -> list[Tensor]:
+        """A uint8 training batch scaled, augmented and mixed: what one optimizer step trains on."""
         images, *rest = batch
         images = to_model_input(images)
-        if self.trainer is not None and self.trainer.training:
-            if self.augmenter is not None:
-                images = self.augmenter(images)
-            if self.mixer is not None:
-                images, labels = self.mixer(images, rest[0])
-                rest = [labels, *rest[1:]]
+        if self.augmenter is not None:
+            images = self.augmenter(images)
+        if self.mixer is not None:
+            images, labels = self.mixer(images, rest[0])
+            rest = [labels, *rest[1:]]
         return [images, *rest]
 
 
