@@ -28,6 +28,7 @@ from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
 from digit_recognizer.data.step_groups import StepGroup
 from digit_recognizer.errors import UserError
 from digit_recognizer.models import DigitCNN
+from digit_recognizer.training.averaging import SWAWeightAveraging
 from digit_recognizer.training.distillation import Distillation
 from digit_recognizer.training.grouped_steps import CtrlCHold
 from digit_recognizer.training.schedules import build_scheduler, check_schedule_length
@@ -125,10 +126,11 @@ class DigitClassifier(LightningModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and not self.automatic_optimization:
-            averaging = [type(c).__name__ for c in self.trainer.callbacks if isinstance(c, WeightAveraging)]
+            averaging = [type(c).__name__ for c in self.trainer.callbacks
+                         if isinstance(c, WeightAveraging) and not isinstance(c, SWAWeightAveraging)]
             if averaging:  # it averages once per Lightning batch, which would skip K - 1 steps of K
                 raise UserError(f"{averaging[0]} averages the weights once per training batch; "
-                                f"train it with data.steps_per_batch 1")
+                                f"train it with data.steps_per_batch 1 (SWAWeightAveraging averages every step)")
         if stage == "fit" and self.distillation is not None:
             self.distillation.load_teachers(self.network, getattr(self.trainer, "datamodule", None))
 

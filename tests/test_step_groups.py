@@ -120,6 +120,16 @@ def test_bad_steps_per_batch_is_one_line(data_dir, tmp_path):
         train(data_dir, tmp_path, 0)
 
 
-def test_weight_averaging_needs_one_step_a_batch(data_dir, tmp_path):
-    with raises_one_line(UserError, "SWAWeightAveraging averages the weights once per training batch"):
-        train(data_dir, tmp_path, 2, recipe="best.yaml")
+def test_swa_averages_every_step_of_a_batch(data_dir, tmp_path):
+    """best.yaml (SWA over the second half of the run, one-cycle schedule): the average is the same."""
+    one = train(data_dir, tmp_path / "one", 1, recipe="best.yaml", epochs=4)
+    grouped = train(data_dir, tmp_path / "grouped", 4, recipe="best.yaml", epochs=4)
+    averaged = [c for c in grouped.trainer.callbacks if type(c).__name__ == "SWAWeightAveraging"][0]
+    assert int(averaged._average_model.n_averaged) == 14, "every step of epochs 2 and 3 (200 images: 7 steps an epoch)"
+    assert_same_training(state(one), state(grouped))  # the module holds the average after fit
+
+
+def test_other_weight_averaging_needs_one_step_a_batch(data_dir, tmp_path):
+    with raises_one_line(UserError, "EMAWeightAveraging averages the weights once per training batch"):
+        train(data_dir, tmp_path, 2, "--trainer.callbacks+=lightning.pytorch.callbacks.EMAWeightAveraging",
+              recipe="quick.yaml")

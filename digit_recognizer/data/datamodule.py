@@ -46,7 +46,7 @@ class KaggleDigitsDataModule(LightningDataModule):
             many batches at once and each gets its own step, in the same order and with the same
             results as one at a time; Lightning's per-batch cost is then paid once per this many
             steps (for GPUs, where that cost exceeds the step's: docs/performance.md). Not with
-            weight averaging, gradient clipping or accumulation.
+            gradient clipping or accumulation, nor with weight averaging other than SWAWeightAveraging.
         val_fraction: Share of train.csv held out for validation, stratified by label; 0 trains on all.
         split_seed: Seed of the validation split (independent of the training seed).
         augment: Randomly rotate, zoom, shift (and elastically distort, mix) training images.

@@ -31,6 +31,7 @@ class SWAWeightAveraging(WeightAveraging):
         self.start_epoch = start_epoch
         self._first_epoch = 0
         self._trainer: Trainer | None = None
+        self._batch_first_step = 0
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         # Checked here, not in __init__: LightningCLI would bury an error raised while it builds
@@ -53,6 +54,16 @@ class SWAWeightAveraging(WeightAveraging):
         decided in on_train_epoch_start: a run resumed mid-epoch skips that hook, and the rest of
         its epoch would be left out of the average."""
         return step_idx is not None and self._trainer is not None and self._trainer.current_epoch >= self._first_epoch
+
+    def on_train_batch_start(self, trainer: Trainer, pl_module: LightningModule, batch: Any, batch_idx: int) -> None:
+        self._batch_first_step = trainer.global_step
+
+    def on_before_optimizer_step(self, trainer: Trainer, pl_module: LightningModule, optimizer: Any) -> None:
+        """With several optimizer steps a batch (data.steps_per_batch), `on_train_batch_end` sees
+        only the batch's last step: the weights after each earlier step of the batch are averaged
+        here, just before the next step changes them (with one step a batch this does nothing)."""
+        if trainer.global_step > self._batch_first_step:
+            super().on_train_batch_end(trainer, pl_module, None, None, 0)
 
     def _has_average(self) -> bool:
         return self._average_model is not None and int(self._average_model.n_averaged) > 0
