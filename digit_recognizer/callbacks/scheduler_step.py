@@ -37,7 +37,11 @@ class EpochEndSchedulerStep(Callback):
             return {}
         loop = trainer.fit_loop
         # Saved after every batch of the epoch ran, before the epoch-end scheduler step: pending.
-        if not loop.epoch_loop._num_ready_batches_reached() or loop.epoch_progress.current.completed > trainer.current_epoch:
+        # Not once the epoch is completed (`completed` is counted after that step): Lightning acts on
+        # a SIGTERM that came in at an epoch's end only then, in `_FitLoop.on_advance_end`, and
+        # InterruptCheckpoint saves that state. (`current_epoch` is `completed`: compare `started`.)
+        progress = loop.epoch_progress.current
+        if not loop.epoch_loop._num_ready_batches_reached() or progress.completed >= progress.started:
             return {}
         metrics = {}
         for config in self._epoch_schedulers(trainer):
