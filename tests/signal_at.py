@@ -57,3 +57,25 @@ class SignalAtStep(Callback):
         if not self.sent and trainer.global_step + 1 == self.step:
             self.sent = True
             os.kill(os.getpid(), self.signum)
+
+
+class SignalAtEpochEnd(Callback):
+    """Send `signum` at the end of epoch `epoch`, once: in `on_validation_end` (hook "validation")
+    or in `on_train_epoch_end` (hook "train"), after the epoch's last batch trained."""
+
+    def __init__(self, epoch: int, hook: str = "train", signum: int = int(signal.SIGTERM)) -> None:
+        if hook not in ("validation", "train"):
+            raise ValueError(f"hook must be 'validation' or 'train', not {hook!r}")
+        self.epoch, self.hook, self.signum = epoch, hook, signum
+        self.sent = False
+
+    def _maybe(self, trainer, hook: str) -> None:
+        if not self.sent and hook == self.hook and trainer.current_epoch == self.epoch and not trainer.sanity_checking:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self._maybe(trainer, "validation")
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._maybe(trainer, "train")

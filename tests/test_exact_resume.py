@@ -34,6 +34,11 @@ def signal_at(epoch: int, batch: int, signum: signal.Signals) -> list[str]:
             "--trainer.callbacks.batch", str(batch), "--trainer.callbacks.signum", str(int(signum))]
 
 
+def signal_at_epoch_end(epoch: int, hook: str, signum: signal.Signals) -> list[str]:
+    return ["--trainer.callbacks+=signal_at.SignalAtEpochEnd", "--trainer.callbacks.epoch", str(epoch),
+            "--trainer.callbacks.hook", hook, "--trainer.callbacks.signum", str(int(signum))]
+
+
 def load(folder: Path) -> dict:
     return torch.load(folder / LAST, map_location="cpu", weights_only=True)
 
@@ -41,7 +46,7 @@ def load(folder: Path) -> dict:
 def assert_same_state(expected: dict, got: dict) -> None:
     """Everything a resumed run carries on with: weights, optimizer, schedulers, averages, RNG."""
     assert (got["epoch"], got["global_step"]) == (expected["epoch"], expected["global_step"])
-    for key in ("state_dict", "current_model_state"):
+    for key in ("state_dict", "current_model_state", "averaging_state"):  # averaged weights and buffers, count
         assert (key in got) == (key in expected), key
         for name, tensor in expected.get(key, {}).items():
             assert torch.equal(tensor, got[key][name]), f"{key} {name} differs after resuming"
@@ -109,6 +114,18 @@ def test_steps_per_batch_resumes_exactly_after_sigterm_and_ctrl_c_inside_a_batch
         assert_same_state(expected, load(folder))
 
 
+def test_cnn_resumes_exactly_after_sigterm_at_an_epochs_end(root, cnn_straight):
+    """SIGTERM in epoch 1's validation end: Lightning stops once it has stepped the plateau scheduler
+    and completed the epoch, so the checkpoint must not hold that step as still pending."""
+    folder = root / "cnn-sigterm-epoch-end"
+    stopped = fit(folder, "cnn.yaml", *PATIENCE_0, "--trainer.max_epochs", "4",
+                  *signal_at_epoch_end(1, "validation", signal.SIGTERM), check=False)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    assert load(folder)["global_step"] == 6
+    fit(folder, "cnn.yaml", *PATIENCE_0, "--trainer.max_epochs", "4", "--ckpt_path", "last")
+    assert_same_state(cnn_straight, load(folder))
+
+
 def test_quick_resumes_exactly_after_ctrl_c_in_mid_epoch(root):
     epochs = ["--trainer.max_epochs", "3"]  # quick.yaml's own length
     fit(root / "quick-straight", "quick.yaml", *epochs)
@@ -134,6 +151,64 @@ def test_best_resumes_exactly_with_its_weight_average(root, best_straight, epoch
     folder = root / f"best-{epoch}-{batch}"
     stopped = fit(folder, "best.yaml", "--trainer.max_epochs", "4", *signal_at(epoch, batch, signal.SIGTERM), check=False)
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    fit(folder, "best.yaml", "--trainer.max_epochs", "4", "--ckpt_path", "last")
+    assert_same_state(best_straight, load(folder))
+
+
+@pytest.fixture(scope="module")
+def strong_straight(root) -> dict:
+    fit(root / "strong-straight", "strong.yaml", "--trainer.max_epochs", "4")
+    expected = load(root / "strong-straight")
+    assert "current_model_state" in expected, "the weight average must have begun"
+    assert any(name.endswith("running_mean") for name in expected["state_dict"]), "BatchNorm's statistics are saved"
+    return expected
+
+
+def test_strong_resumes_exactly_after_sigterm_in_mid_epoch(root, strong_straight):
+    """DeotteCNN with BatchNorm and SWA: the running statistics of the network and of its average
+    (both in the state dicts assert_same_state compares) match the uninterrupted run's."""
+    folder = root / "strong-sigterm"
+    stopped = fit(folder, "strong.yaml", "--trainer.max_epochs", "4", *signal_at(2, 1, signal.SIGTERM), check=False)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    assert load(folder)["global_step"] == 8, "SIGTERM is acted on once the batch it came in has trained"
+    fit(folder, "strong.yaml", "--trainer.max_epochs", "4", "--ckpt_path", "last")
+    assert_same_state(strong_straight, load(folder))
+
+
+VALIDATED = ["--data.val_fraction", "0.1"]  # best.yaml trains on every row: validate, for on_validation_end
+
+
+@pytest.fixture(scope="module")
+def best_validated_straight(root) -> dict:
+    fit(root / "best-validated-straight", "best.yaml", "--trainer.max_epochs", "4", *VALIDATED)
+    return load(root / "best-validated-straight")
+
+
+@pytest.mark.parametrize("hook, signum", [
+    ("train", signal.SIGTERM), ("train", signal.SIGINT), ("validation", signal.SIGTERM), ("validation", signal.SIGINT),
+], ids=["sigterm-train-epoch-end", "ctrl-c-train-epoch-end", "sigterm-validation-end", "ctrl-c-validation-end"])
+def test_best_resumes_exactly_after_a_signal_at_an_epochs_end(root, request, hook, signum):
+    """A signal after the epoch's last batch (in its validation's end or its train-epoch end), inside
+    the averaged epochs: the run stops there, not epochs later, and resumes to the straight run's state."""
+    extra = VALIDATED if hook == "validation" else []
+    expected = request.getfixturevalue("best_validated_straight" if hook == "validation" else "best_straight")
+    folder = root / f"best-end-{hook}-{signum.name}"
+    stopped = fit(folder, "best.yaml", "--trainer.max_epochs", "4", *extra, *signal_at_epoch_end(2, hook, signum),
+                  check=False)
+    assert stopped.returncode == 128 + signum, stopped.stderr[-2000:]
+    assert load(folder)["global_step"] == 9, "stopped at the end of epoch 2 (3 batches an epoch)"
+    fit(folder, "best.yaml", "--trainer.max_epochs", "4", *extra, "--ckpt_path", "last")
+    assert_same_state(expected, load(folder))
+
+
+def test_sigterm_after_the_last_epoch_keeps_the_finished_run(root, best_straight):
+    """After the final epoch there is nothing left to resume: exit 143, and last.ckpt is the
+    uninterrupted run's own, which `--ckpt_path last` leaves as it is."""
+    folder = root / "best-end-last-epoch"
+    stopped = fit(folder, "best.yaml", "--trainer.max_epochs", "4", *signal_at_epoch_end(3, "train", signal.SIGTERM),
+                  check=False)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
+    assert_same_state(best_straight, load(folder))
     fit(folder, "best.yaml", "--trainer.max_epochs", "4", "--ckpt_path", "last")
     assert_same_state(best_straight, load(folder))
 

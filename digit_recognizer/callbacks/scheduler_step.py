@@ -46,11 +46,15 @@ class EpochEndSchedulerStep(Callback):
             return state
         loop = trainer.fit_loop
         batches = loop.epoch_loop.batch_progress.current
-        # Saved after every batch of the epoch ran, before the epoch-end scheduler step: pending. Not
-        # when Ctrl-C stopped the epoch's last batch: the batch is fetched (Lightning's "last batch"
-        # already) but not trained, and the resumed run trains it before the epoch ends.
+        epoch = loop.epoch_progress.current
+        # Saved after every batch of the epoch trained, before the epoch-end scheduler step: pending.
+        # Not when Ctrl-C stopped the epoch's last batch (fetched, so Lightning's "last batch"
+        # already, but not trained: the resumed run trains it before the epoch ends), and not once
+        # the epoch is completed (`completed` is counted after that step): Lightning acts on a SIGTERM
+        # that came in at an epoch's end only then, in `_FitLoop.on_advance_end`, and
+        # InterruptCheckpoint saves that state. (`current_epoch` is `completed`: compare `started`.)
         all_trained = loop.epoch_loop._num_ready_batches_reached() and batches.completed == batches.ready
-        if not all_trained or loop.epoch_progress.current.completed > trainer.current_epoch:
+        if not all_trained or epoch.completed >= epoch.started:
             return state
         metrics = {}
         for config in self._epoch_schedulers(trainer):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader
@@ -215,12 +216,21 @@ class KaggleDigitsDataModule(LightningDataModule):
         return DataLoader(dataset, sampler=self._unrepeated_sampler(dataset) if unrepeated else None, **settings)
 
     def _epoch_position(self) -> dict[str, Tensor | int]:
-        """Where a checkpoint written now stands in the training epoch; {} at an epoch's end."""
+        """Where a checkpoint written now stands in the training epoch; {} once the epoch is processed.
+
+        A checkpoint written after the epoch's last batch but before Lightning counts the epoch
+        processed (Ctrl-C in its validation, or SIGTERM that Lightning's evaluation loop acts on in
+        mid-validation) is resumed by Lightning inside that epoch: it iterates the loader once more
+        for the epoch's (no) remaining batches before the next epoch's iterator. The position makes
+        that extra iterator redraw the epoch's own permutation, so the next epoch draws the same one
+        as the uninterrupted run.
+        """
         loader, trainer = self._train_loader, self.trainer
-        if loader is None or loader.epoch_start is None or trainer is None or not trainer.training:
-            return {}
+        if loader is None or loader.epoch_start is None or trainer is None or trainer.state.fn != TrainerFn.FITTING:
+            return {}  # (fitting, not `trainer.training`: that is False in the epoch-end validation)
         done = trainer.fit_loop.epoch_loop.batch_progress.current.completed
-        if done == 0 or done >= trainer.num_training_batches:
+        epoch = trainer.fit_loop.epoch_progress.current
+        if done == 0 or epoch.processed >= epoch.started:
             return {}
         return {"generator": loader.epoch_start, "batches_done": int(done)}
 
