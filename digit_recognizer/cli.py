@@ -305,13 +305,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from digit_recognizer.commands import ensemble, export, report  # noqa: PLC0415 - only when used
 
-        if argv[0] == "report":  # not a Trainer subcommand: it only reads a finished run's files
-            return report.main(argv[1:])
-        if argv[0] == "ensemble":  # one `fit` per member, then `predict` with all of them
-            return ensemble.main(argv[1:], DigitCLI)
-        if argv[0] == "export":
-            return export.main(argv[1:], DigitCLI)
-        DigitCLI(args=argv)
+        with stop_on_signal.sigterm_raises():  # exit 143 and clean up outside Lightning's stages too
+            if argv[0] == "report":  # not a Trainer subcommand: it only reads a finished run's files
+                return report.main(argv[1:])
+            if argv[0] == "ensemble":  # one `fit` per member, then `predict` with all of them
+                return ensemble.main(argv[1:], DigitCLI)
+            if argv[0] == "export":
+                return export.main(argv[1:], DigitCLI)
+            DigitCLI(args=argv)
     except (UserError, MisconfigurationException) as exc:  # Lightning's: settings that contradict
         if verbose:
             raise

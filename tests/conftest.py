@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,31 @@ def run_cli(*args: str, cwd: Path, check: bool = True, timeout: float = 240) -> 
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout[-3000:]}\nstderr:\n{result.stderr[-3000:]}")
     return result
+
+
+def start_cli(*args: str, cwd: Path, prelude: str = "", env: dict | None = None,
+              new_session: bool = False) -> subprocess.Popen:
+    """`python -m digit_recognizer ARGS` in the background; `prelude` runs first (to inject a hang or a
+    signal). `new_session`: in a process group of its own, which the test can search and kill."""
+    # A shell's background job (nohup, CI runners) starts with SIGINT ignored, and Python then never
+    # turns it into KeyboardInterrupt; a user's terminal does: restore that, as Ctrl-C is what we test.
+    code = ("import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n" + prelude
+            + "\nfrom digit_recognizer.cli import main\nmain()\n")
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *args], cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=new_session,
+    )
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            raise AssertionError(f"exited {process.returncode} before {path} appeared:\n{process.stdout.read()[-3000:]}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.1)
 
 
 def tiny_run_args(data_dir: Path, *extra: str, config: Path = CNN_CONFIG) -> list[str]:

@@ -79,3 +79,26 @@ class SignalAtEpochEnd(Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         self._maybe(trainer, "train")
+
+
+class SignalAtFitEnd(Callback):
+    """Send `signum` once `fit` has trained every epoch: in `on_train_end` (hook "train_end"), where
+    Lightning still records a SIGTERM but no loop looks at it any more, or in `on_fit_end` (hook
+    "fit_end"), after Lightning has given the process its own handlers back."""
+
+    def __init__(self, hook: str = "train_end", signum: int = int(signal.SIGTERM)) -> None:
+        if hook not in ("train_end", "fit_end"):
+            raise ValueError(f"hook must be 'train_end' or 'fit_end', not {hook!r}")
+        self.hook, self.signum = hook, signum
+        self.sent = False
+
+    def _maybe(self, hook: str) -> None:
+        if not self.sent and hook == self.hook:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._maybe("train_end")
+
+    def on_fit_end(self, trainer, pl_module) -> None:
+        self._maybe("fit_end")

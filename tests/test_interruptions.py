@@ -6,7 +6,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,32 +15,9 @@ import yaml
 
 from digit_recognizer.commands.report import read_events
 
-from conftest import run_cli, tiny_run_args
+from conftest import run_cli, start_cli, tiny_run_args, wait_for
 
 CHECKPOINTS = Path("lightning_logs/version_0/checkpoints")
-
-
-def start_cli(*args: str, cwd: Path, prelude: str = "", env: dict | None = None) -> subprocess.Popen:
-    """`python -m digit_recognizer ARGS` in the background; `prelude` runs first (to inject a hang)."""
-    # A shell's background job (nohup, CI runners) starts with SIGINT ignored, and Python then never
-    # turns it into KeyboardInterrupt; a user's terminal does: restore that, as Ctrl-C is what we test.
-    code = ("import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n" + prelude
-            + "\nfrom digit_recognizer.cli import main\nmain()\n")
-    return subprocess.Popen(
-        [sys.executable, "-c", code, *args], cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-
-
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        if process.poll() is not None:
-            raise AssertionError(f"exited {process.returncode} before {path} appeared:\n{process.stdout.read()[-3000:]}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise AssertionError(f"{path} did not appear within {timeout} s")
-        time.sleep(0.1)
 
 
 def load(path: Path) -> dict:

@@ -22,8 +22,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import torch
 from lightning.pytorch.cli import LightningCLI
@@ -111,6 +114,10 @@ def check_before_training(cli_class: type[LightningCLI], args: list[str]) -> Pat
 def fit_one(cli_class: type[LightningCLI], args: list[str]) -> str:
     """The checkpoint that represents a `fit`: its best, else its last."""
     cli = cli_class(args=["fit", *args])
+    if cli.trainer.received_sigterm:
+        # Lightning records a SIGTERM until the end of its stage but acts on it only inside the loops:
+        # one after the last epoch's check lets `fit` end normally, and the next member would start.
+        raise SIGTERMException
     callback = cli.trainer.checkpoint_callback
     path = callback.best_model_path or callback.last_model_path if callback is not None else ""
     if not path:
@@ -130,7 +137,8 @@ def fit_in_parallel(members: list[Member], args: list[str], log_root: Path, para
     waiting = list(zip(members, runs))
     running: list[tuple[Member, Path, subprocess.Popen]] = []
     slot = 0
-    previous = signal.signal(signal.SIGTERM, _raise_sigterm)  # so that `finally` stops the members too
+    # cli.main makes SIGTERM raise SIGTERMException here (stop_on_signal.sigterm_raises), so that
+    # `finally` stops the members too.
     try:
         while waiting or running:
             while waiting and len(running) < parallel:
@@ -141,8 +149,9 @@ def fit_in_parallel(members: list[Member], args: list[str], log_root: Path, para
                 slot += 1
                 command = [sys.executable, "-m", "digit_recognizer", "fit", *member.args(args),
                            "--trainer.logger.init_args.version", run.name.removeprefix("version_")]
-                with open(run / "fit.log", "w") as log:
-                    running.append((member, run, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)))
+                with open(run / "fit.log", "w") as log, _signals_held():
+                    running.append((member, run, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                                                  env=env)))
                 print(f"ensemble member ({member}): training in {run} (log: {run / 'fit.log'})")
             time.sleep(1)
             for entry in [e for e in running if e[2].poll() is not None]:
@@ -153,15 +162,34 @@ def fit_in_parallel(members: list[Member], args: list[str], log_root: Path, para
                     raise UserError(f"ensemble member ({member}) failed with exit status {process.returncode}: "
                                     f"{last[0]} (log: {run / 'fit.log'})")
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        for _, _, process in running:  # a failed or interrupted ensemble stops the other members too
-            process.terminate()  # each saves its last.ckpt to resume from
-            process.wait()
+        with _signals_held():  # a second signal must not cut this short and leave a member running
+            for _, _, process in running:  # a failed or interrupted ensemble stops the other members too
+                process.terminate()  # each saves its last.ckpt to resume from
+            for _, _, process in running:
+                process.wait()
     return [str(member_checkpoint(run)) for run in runs]
 
 
-def _raise_sigterm(signum: int, frame: object) -> None:
-    raise SIGTERMException
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM and Ctrl-C back until the block is done, then deliver them to the usual handlers.
+
+    Popen forks, then waits until the child has exec'd: an exception raised meanwhile (SIGTERMException,
+    KeyboardInterrupt) would leave the new member running, missing from the list `finally` stops.
+    """
+    received: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(received):
+            signal.raise_signal(signum)
 
 
 def _claim_run(log_root: Path) -> Path:

@@ -9,6 +9,9 @@ classified images, as logged. TensorBoard's own EventAccumulator reads the event
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +116,11 @@ PROJECTOR_CONFIG = "projector_config.pbtxt"
 
 def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) -> int:
     """The projector embedding of a run that has none yet: its last.ckpt's network on the first
-    `max_images` images of the validation split the run recorded. Returns how many it embedded."""
+    `max_images` images of the validation split the run recorded. Returns how many it embedded.
+
+    Written whole or not at all (`_move_embedding`): TensorBoard's writer puts each file straight
+    into place, so a stop midway (SIGTERM, Ctrl-C) would leave a half-written embedding.
+    """
     from torch.utils.tensorboard import SummaryWriter
 
     from digit_recognizer.callbacks.inspection import write_embedding
@@ -130,9 +137,30 @@ def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) ->
     recorded = (contents.get("datamodule_hyper_parameters") or {}).get("data_dir")
     data = KaggleDigitsDataModule(data_dir or recorded, download=False, **split)
     data.setup("validate")
-    with SummaryWriter(str(run_dir)) as writer:
-        return write_embedding(writer, network_from_checkpoint(path, contents), data.val_set.images,
-                               data.val_set.labels, max_images, global_step=int(contents.get("global_step", 0)))
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".embedding-") as staging:  # gone on any end but kill -9
+        with SummaryWriter(staging) as writer:
+            count = write_embedding(writer, network_from_checkpoint(path, contents), data.val_set.images,
+                                    data.val_set.labels, max_images, global_step=int(contents.get("global_step", 0)))
+        _move_embedding(Path(staging), run_dir)
+    return count
+
+
+def _move_embedding(staging: Path, run_dir: Path) -> None:
+    """Move a finished embedding from `staging` (a SummaryWriter's folder) into `run_dir`.
+
+    Its folders first, each in one rename (replacing what an earlier, stopped attempt left: no
+    projector config refers to that), then the projector config, also in one rename: the config
+    appears only once everything it lists is in place. The writer's event file stays behind: the
+    run's own event files already make the run folder a TensorBoard run.
+    """
+    for folder in staging.glob("*/*"):
+        if folder.is_dir():  # STEP/TAG
+            target = run_dir / folder.relative_to(staging)
+            if target.exists():
+                shutil.rmtree(target)
+            target.parent.mkdir(exist_ok=True)
+            os.replace(folder, target)
+    os.replace(staging / PROJECTOR_CONFIG, run_dir / PROJECTOR_CONFIG)
 
 
 def main(argv: list[str]) -> None:
