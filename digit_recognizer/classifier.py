@@ -30,7 +30,7 @@ from digit_recognizer.errors import UserError
 from digit_recognizer.models import DigitCNN
 from digit_recognizer.training.averaging import SWAWeightAveraging
 from digit_recognizer.training.distillation import Distillation
-from digit_recognizer.training.grouped_steps import CtrlCHold
+from digit_recognizer.training.grouped_steps import CtrlCHold, DirectSteps
 from digit_recognizer.training.schedules import build_scheduler, check_schedule_length
 
 EVALUATION_STAGES = ("val", "test")
@@ -189,16 +189,22 @@ class DigitClassifier(LightningModule):
         ones: EpochEndSchedulerStep). The metrics are updated once for the group."""
         optimizer = self.optimizers()
         step_schedulers = [config for config in self.trainer.lr_scheduler_configs if config.interval == "step"]
+        direct = DirectSteps(self.trainer, self) if DirectSteps.applies(self.trainer) else None
+        max_steps = self.trainer.max_steps
         batches = group.steps() if isinstance(group, StepGroup) else [group]
         losses, logits_seen, labels_seen = [], [], []
         with self._ctrl_c.holding():
             for index, batch in enumerate(batches):
-                if 0 <= self.trainer.max_steps <= self.global_step:
+                if 0 <= max_steps <= self.global_step:
                     break
                 loss, logits, labels = self._step_loss(batch)
                 optimizer.zero_grad()
-                self.manual_backward(loss)
-                optimizer.step()
+                if direct is not None:
+                    direct.backward(loss)
+                    direct.step(optimizer)
+                else:  # Lightning's path: DDP's gradient sync, 16-bit loss scaling
+                    self.manual_backward(loss)
+                    optimizer.step()
                 step_in_epoch = batch_idx * self.steps_per_batch + index + 1
                 for config in step_schedulers:
                     if step_in_epoch % config.frequency == 0:
