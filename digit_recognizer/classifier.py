@@ -209,7 +209,7 @@ class DigitClassifier(LightningModule):
                 for config in step_schedulers:
                     if step_in_epoch % config.frequency == 0:
                         self.lr_scheduler_step(config.scheduler, None)
-                losses.append(loss)
+                losses.append(loss.detach())
                 logits_seen.append(logits)
                 labels_seen.append(labels)
         if losses:

@@ -62,6 +62,7 @@ def assert_same_training(expected: dict, got: dict) -> None:
     assert got["train/loss"] == pytest.approx(expected["train/loss"], rel=1e-6)
 
 
+@pytest.mark.slow  # whole runs in this process: the end-to-end tier
 @pytest.mark.parametrize("recipe, extra, steps_per_batch", [
     ("cnn.yaml", PLATEAU_ACTS, 3),     # dropout, augmentation, the plateau scheduler acting; 3 divides 6
     ("cnn.yaml", PLATEAU_ACTS, 4),     # groups of 4 and 2 steps
@@ -80,6 +81,7 @@ def test_k_steps_a_batch_train_bit_identically_to_one(data_dir, tmp_path, recipe
         assert scheduler.total_steps == 18 == scheduler.last_epoch, "the cycle spans the run's optimizer steps"
 
 
+@pytest.mark.slow
 def test_max_steps_counts_optimizer_steps(data_dir, tmp_path):
     cli = train(data_dir, tmp_path, 4, "--trainer.max_steps", "7", "--trainer.max_epochs", "5")
     assert cli.trainer.global_step == 7
@@ -120,6 +122,7 @@ def test_bad_steps_per_batch_is_one_line(data_dir, tmp_path):
         train(data_dir, tmp_path, 0)
 
 
+@pytest.mark.slow
 def test_swa_averages_every_step_of_a_batch(data_dir, tmp_path):
     """best.yaml (SWA over the second half of the run, one-cycle schedule): the average is the same."""
     one = train(data_dir, tmp_path / "one", 1, recipe="best.yaml", epochs=4)
