@@ -14,4 +14,5 @@ SUBMISSION_COLUMNS = ("ImageId", "Label")
 
 CONFUSION_COUNTS_TAG = "confusion_matrix/raw_counts"  # prefixed by stage: the raw matrix in the event files
 MISTAKES_TAG = "most_confident_mistakes"  # "val/..." or "test/...": the logged grid of wrong images
+PROJECTOR_CONFIG = "projector_config.pbtxt"  # TensorBoard's list of a run's embeddings
 STAGE_NAMES = {"val": "Validation", "test": "Test"}

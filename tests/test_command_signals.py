@@ -16,6 +16,7 @@ import pytest
 
 from conftest import run_cli, start_cli, tiny_run_args, wait_for, workdir_args, write_tiny_data
 from digit_recognizer.commands.report import CURVES_FILE
+from digit_recognizer.constants import PROJECTOR_CONFIG
 
 TESTS = Path(__file__).resolve().parent
 TESTS_ON_PATH = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}  # for signal_at
@@ -130,6 +131,21 @@ def test_a_signal_while_report_writes_the_embedding_leaves_the_run_as_it_was(fin
     assert process.returncode == status, output[-3000:]
     assert "Traceback" not in output and "projector embedding" not in output
     assert files_under(run) == before, "no part of an embedding, no projector config, no event file"
+
+
+@SIGNALS
+def test_a_signal_while_fit_writes_its_embedding_leaves_no_part_of_it(tmp_path, signum, status):
+    """The projector embedding `fit` writes at its end is staged and moved in whole, as report's is."""
+    write_tiny_data(tmp_path)
+    process = start_cli("fit", *tiny_run_args(tmp_path / "data"), cwd=tmp_path,
+                        prelude=SIGNAL_IN_EMBEDDING.format(signum=int(signum)))
+    output = finish(process)
+    assert process.returncode == status, output[-3000:]
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    partial = [name for name in files_under(run) if "val_embedding" in name or name.startswith(".embedding-")
+               or name == PROJECTOR_CONFIG]
+    assert not partial, "no part of an embedding, no projector config"
 
 
 def ensemble_args(root: Path, *extra: str) -> list[str]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,6 +35,7 @@ from digit_recognizer.constants import (
     MISTAKES_TAG,
     NUM_CLASSES,
     PIXEL_MAX,
+    PROJECTOR_CONFIG,
     STAGE_NAMES,
 )
 
@@ -222,8 +227,8 @@ class ClassificationInspector(Callback):
         network = getattr(pl_module, "network", pl_module)
         images, labels = (torch.cat(self.embedded[key]) for key in ("images", "labels"))
         try:
-            write_embedding(logger.experiment, network, images, labels, self.embedding_images,
-                            global_step=trainer.global_step)
+            write_embedding_into(Path(logger.log_dir), network, images, labels, self.embedding_images,
+                                 global_step=trainer.global_step)
         except ValueError as exc:  # a network without an nn.Linear has no penultimate layer to show
             rank_zero_warn(f"ClassificationInspector wrote no projector embedding: {exc}")
 
@@ -368,3 +373,36 @@ def write_embedding(writer: SummaryWriter, network: nn.Module, images: Tensor, l
     writer.add_embedding(features, metadata=metadata, label_img=images.float().cpu(), global_step=global_step,
                          tag=tag, metadata_header=EMBEDDING_HEADER)
     return len(images)
+
+
+def write_embedding_into(run_dir: Path, network: nn.Module, images: Tensor, labels: Tensor, max_images: int,
+                         *, global_step: int = 0) -> int:
+    """`write_embedding` into the run folder `run_dir`, whole or not at all; returns how many images.
+
+    TensorBoard's writer puts each file straight into place, so a stop midway (SIGTERM, Ctrl-C at
+    the end of `fit` or during `report`) would leave a half-written embedding. It is written into a
+    hidden folder of the run instead (removed on any end but `kill -9`), and moved in when complete.
+    """
+    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".embedding-") as staging:
+        with SummaryWriter(staging) as writer:
+            count = write_embedding(writer, network, images, labels, max_images, global_step=global_step)
+        _move_embedding(Path(staging), run_dir)
+    return count
+
+
+def _move_embedding(staging: Path, run_dir: Path) -> None:
+    """Move a finished embedding from `staging` (a SummaryWriter's folder) into `run_dir`.
+
+    Its folders first, each in one rename (replacing what an earlier, stopped attempt left: no
+    projector config refers to that), then the projector config, also in one rename: the config
+    appears only once everything it lists is in place. The writer's event file stays behind: the
+    run's own event files already make the run folder a TensorBoard run.
+    """
+    for folder in staging.glob("*/*"):
+        if folder.is_dir():  # STEP/TAG
+            target = run_dir / folder.relative_to(staging)
+            if target.exists():
+                shutil.rmtree(target)
+            target.parent.mkdir(exist_ok=True)
+            os.replace(folder, target)
+    os.replace(staging / PROJECTOR_CONFIG, run_dir / PROJECTOR_CONFIG)

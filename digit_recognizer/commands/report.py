@@ -9,9 +9,6 @@ classified images, as logged. TensorBoard's own EventAccumulator reads the event
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.util.tensor_util import make_ndarray
 
 from digit_recognizer import figures
-from digit_recognizer.constants import CONFUSION_COUNTS_TAG, MISTAKES_TAG, STAGE_NAMES
+from digit_recognizer.constants import CONFUSION_COUNTS_TAG, MISTAKES_TAG, PROJECTOR_CONFIG, STAGE_NAMES
 from digit_recognizer.errors import UserError
 from digit_recognizer.files import atomic_path
 
@@ -111,19 +108,15 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None) -> l
     return written
 
 
-PROJECTOR_CONFIG = "projector_config.pbtxt"
 
 
 def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) -> int:
     """The projector embedding of a run that has none yet: its last.ckpt's network on the first
     `max_images` images of the validation split the run recorded. Returns how many it embedded.
 
-    Written whole or not at all (`_move_embedding`): TensorBoard's writer puts each file straight
-    into place, so a stop midway (SIGTERM, Ctrl-C) would leave a half-written embedding.
+    Written whole or not at all (`write_embedding_into`).
     """
-    from torch.utils.tensorboard import SummaryWriter
-
-    from digit_recognizer.callbacks.inspection import write_embedding
+    from digit_recognizer.callbacks.inspection import write_embedding_into
     from digit_recognizer.checkpoints import read_checkpoint, recorded_split
     from digit_recognizer.data.datamodule import KaggleDigitsDataModule
     from digit_recognizer.inference import network_from_checkpoint
@@ -137,30 +130,8 @@ def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) ->
     recorded = (contents.get("datamodule_hyper_parameters") or {}).get("data_dir")
     data = KaggleDigitsDataModule(data_dir or recorded, download=False, **split)
     data.setup("validate")
-    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".embedding-") as staging:  # gone on any end but kill -9
-        with SummaryWriter(staging) as writer:
-            count = write_embedding(writer, network_from_checkpoint(path, contents), data.val_set.images,
-                                    data.val_set.labels, max_images, global_step=int(contents.get("global_step", 0)))
-        _move_embedding(Path(staging), run_dir)
-    return count
-
-
-def _move_embedding(staging: Path, run_dir: Path) -> None:
-    """Move a finished embedding from `staging` (a SummaryWriter's folder) into `run_dir`.
-
-    Its folders first, each in one rename (replacing what an earlier, stopped attempt left: no
-    projector config refers to that), then the projector config, also in one rename: the config
-    appears only once everything it lists is in place. The writer's event file stays behind: the
-    run's own event files already make the run folder a TensorBoard run.
-    """
-    for folder in staging.glob("*/*"):
-        if folder.is_dir():  # STEP/TAG
-            target = run_dir / folder.relative_to(staging)
-            if target.exists():
-                shutil.rmtree(target)
-            target.parent.mkdir(exist_ok=True)
-            os.replace(folder, target)
-    os.replace(staging / PROJECTOR_CONFIG, run_dir / PROJECTOR_CONFIG)
+    return write_embedding_into(run_dir, network_from_checkpoint(path, contents), data.val_set.images,
+                                data.val_set.labels, max_images, global_step=int(contents.get("global_step", 0)))
 
 
 def main(argv: list[str]) -> None:
