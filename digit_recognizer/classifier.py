@@ -110,6 +110,7 @@ class DigitClassifier(LightningModule):
         self.steps_per_batch = steps_per_batch
         self.automatic_optimization = steps_per_batch == 1
         self._ctrl_c = CtrlCHold()
+        self._direct_steps: DirectSteps | None = None  # set in on_train_start
         # No per-step input checks in training: on a GPU each would wait for the step to finish.
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.train_accuracy = MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
@@ -149,6 +150,9 @@ class DigitClassifier(LightningModule):
 
     def on_train_start(self) -> None:
         check_schedule_length(self.trainer, self.steps_per_batch)
+        # The callbacks and the strategy are fixed for the run: look up once which per-step hooks to call.
+        direct = not self.automatic_optimization and DirectSteps.applies(self.trainer)
+        self._direct_steps = DirectSteps(self.trainer, self) if direct else None
 
     def training_loss(self, logits: Tensor, images: Tensor, labels: Tensor) -> Tensor:
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
@@ -189,7 +193,7 @@ class DigitClassifier(LightningModule):
         ones: EpochEndSchedulerStep). The metrics are updated once for the group."""
         optimizer = self.optimizers()
         step_schedulers = [config for config in self.trainer.lr_scheduler_configs if config.interval == "step"]
-        direct = DirectSteps(self.trainer, self) if DirectSteps.applies(self.trainer) else None
+        direct = self._direct_steps
         max_steps = self.trainer.max_steps
         batches = group.steps() if isinstance(group, StepGroup) else [group]
         losses, logits_seen, labels_seen = [], [], []

@@ -108,8 +108,6 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None) -> l
     return written
 
 
-
-
 def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) -> int:
     """The projector embedding of a run that has none yet: its last.ckpt's network on the first
     `max_images` images of the validation split the run recorded. Returns how many it embedded.
