@@ -8,6 +8,9 @@ from lightning.pytorch.callbacks import EMAWeightAveraging, ModelCheckpoint
 from digit_recognizer.training import SWAWeightAveraging
 from digit_recognizer.errors import UserError
 from digit_recognizer.classifier import DigitClassifier
+from digit_recognizer.data.datamodule import to_model_input
+from digit_recognizer.models import DeotteCNN
+from digit_recognizer.training.batch_norm import batch_norm_buffers, evenly_spaced, recompute_batch_norm
 
 from conftest import raises_one_line, run_cli, tiny_datamodule, tiny_run_args, tiny_trainer
 from test_bad_input import one_line_error
@@ -110,3 +113,76 @@ def test_the_cli_takes_it_as_a_callback_and_refuses_a_bad_start_in_one_line(tiny
     result = run_cli("fit", *tiny_run_args(tiny_data, *swa, "1.5"), cwd=tmp_path, check=False)
     assert one_line_error(result.returncode, result.stderr) == (
         "error: SWAWeightAveraging start_epoch must be an epoch index >= 0 or a share in (0, 1), not 1.5")
+
+
+# -- BatchNorm: the average's statistics measured on the training rows ----------------------------
+
+def fit_batch_norm_network(tmp_path, tiny_data, recompute: bool = True):
+    record = RecordWeights()
+    last = ModelCheckpoint(dirpath=tmp_path / "checkpoints", filename="last")
+    swa = SWAWeightAveraging(start_epoch=1, recompute_batch_norm=recompute)
+    trainer = tiny_trainer(tmp_path, max_epochs=3, limit_val_batches=1, callbacks=[last, swa, record])
+    model = DigitClassifier(network=DeotteCNN(dropout=0.4, width=4))
+    data = tiny_datamodule(tiny_data, tmp_path, val_fraction=0.2)
+    trainer.fit(model, data)
+    state = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return record, model, data, state
+
+
+def test_a_batch_norm_average_is_validated_and_saved_with_statistics_measured_on_the_training_rows(tiny_data, tmp_path):
+    record, model, data, state = fit_batch_norm_network(tmp_path, tiny_data)
+    averaged_steps = [weights for epoch, weights in record.after_step if epoch >= 1]
+    mean = {k: torch.stack([w[k].float() for w in averaged_steps]).mean(0) for k in averaged_steps[0]}
+    statistics = {f"network.{k}" for k in batch_norm_buffers(model.network)}
+    weights = {k: v for k, v in state["state_dict"].items() if k not in statistics}
+    assert _close(weights, {k: mean[k] for k in weights}), "the weights are still the average"
+    # Lightning's averaged statistics are kept for a resumed run to go on averaging ...
+    kept = {k: state["averaging_state"]["module." + k] for k in statistics if not k.endswith("num_batches_tracked")}
+    assert _close(kept, {k: mean[k] for k in kept})
+    # ... while validate, predict and the network at the end use the ones of the averaged weights
+    expected = DeotteCNN(dropout=0.4, width=4)
+    expected.load_state_dict({k.removeprefix("network."): v for k, v in state["state_dict"].items()})
+    recompute_batch_norm(expected, to_model_input(evenly_spaced(data.train_set.images)))
+    measured = {f"network.{k}": v for k, v in batch_norm_buffers(expected).items()}
+    assert _close({k: state["state_dict"][k].float() for k in measured}, {k: v.float() for k, v in measured.items()})
+    assert not _close({k: state["state_dict"][k] for k in kept}, kept), "the statistics were measured again"
+    assert _equal(record.validated[-1], state["state_dict"])
+    assert _equal(model.state_dict(), state["state_dict"])
+    assert _equal(record.trained[-1], state["current_model_state"]), "training went on with its own statistics"
+
+
+def test_recompute_batch_norm_false_keeps_the_averaged_statistics(tiny_data, tmp_path):
+    record, _, _, state = fit_batch_norm_network(tmp_path, tiny_data, recompute=False)
+    averaged_steps = [weights for epoch, weights in record.after_step if epoch >= 1]
+    mean = {k: torch.stack([w[k].float() for w in averaged_steps]).mean(0) for k in averaged_steps[0]}
+    running = [k for k in state["state_dict"] if k.endswith(("running_mean", "running_var"))]
+    assert running and _close({k: state["state_dict"][k] for k in running}, {k: mean[k] for k in running})
+
+
+def test_recompute_batch_norm_measures_the_statistics_without_drawing_random_numbers():
+    torch.manual_seed(0)
+    network = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.Dropout(0.5))
+    images = torch.rand(50, 1, 28, 28)
+    before = torch.get_rng_state()
+    assert recompute_batch_norm(network, images, batch_size=10)
+    assert torch.equal(torch.get_rng_state(), before), "dropout must stay off"
+    features = network[0](images).detach()
+    norm = network[1]
+    assert torch.allclose(norm.running_mean, features.mean((0, 2, 3)), atol=1e-5)
+    per_batch = torch.stack([f.var((0, 2, 3)) for f in features.split(10)])  # unbiased per batch, as BN keeps
+    assert torch.allclose(norm.running_var, per_batch.mean(0), atol=1e-5)
+    assert network.training and norm.momentum == 0.1, "the network's mode and momentum are left as they were"
+
+
+def test_recompute_batch_norm_leaves_a_network_without_it_alone():
+    network = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3))
+    before = _copy(network)
+    assert not recompute_batch_norm(network, torch.rand(4, 1, 28, 28))
+    assert _equal(_copy(network), before)
+
+
+def test_the_statistics_sample_spreads_over_the_whole_set():
+    rows = torch.arange(37_800)
+    sample = evenly_spaced(rows)
+    assert len(sample) == 5000 and sample[0] == 0 and sample[-1] == 37_799 and len(set(sample.tolist())) == 5000
+    assert torch.equal(evenly_spaced(rows[:300]), rows[:300])
