@@ -4,7 +4,8 @@ Give it one checkpoint per training seed of a recipe. Each network is scored on 
 split its run held out (read from the checkpoints; all must share it), as `validate` scores it:
 from one view of each image, and averaged over the image and its test-time shifts (by default the
 four one-pixel shifts of best.yaml). It prints every network's correct count, their mean and sample
-standard deviation, the ensemble of all of them, and whether the mean reaches the goal:
+standard deviation, the ensemble of all of them, and whether the mean (and, with --ensemble-goal,
+the ensemble) reaches its goal. The networks may come from different recipes (a mixed ensemble):
 
     python benchmarks/seed_accuracy.py --data-dir "$DIGIT_RECOGNIZER_DATA" RUN_42/checkpoints/last.ckpt RUN_43/...
 """
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shifts", type=json.loads, default=ONE_PIXEL,
                         help="test-time shifts as JSON [[dx, dy], ...] (default: the four one-pixel shifts)")
     parser.add_argument("--goal", type=float, default=0.996, help="mean accuracy to reach (default 0.996)")
+    parser.add_argument("--ensemble-goal", type=float, help="accuracy the ensemble of all networks is to reach")
     args = parser.parse_args(argv)
     try:
         networks, split = load_networks(args.checkpoints, args.data_dir)
@@ -44,7 +46,9 @@ def main(argv: list[str] | None = None) -> None:
         line = f"{name}: {seeds_summary([correct_count(p, split.labels) for p in probabilities], total, args.goal)}"
         if len(networks) > 1:
             ensemble = correct_count(torch.stack(probabilities).mean(0), split.labels)
-            line += f"; ensemble of all {len(networks)}: {ensemble:,} correct"
+            line += f"; ensemble of all {len(networks)}: {ensemble:,} correct ({ensemble / total:.5f})"
+            if args.ensemble_goal is not None:
+                line += ", goal met" if ensemble >= args.ensemble_goal * total else ", goal not met"
         print(line)
 
 

@@ -51,7 +51,8 @@ def save_network_checkpoint(path: Path, seed: int, val_fraction: float = 0.1, sp
 @pytest.mark.slow
 def test_seed_accuracy_scores_each_network_on_its_held_out_rows(tiny_data, tmp_path):
     networks = [save_network_checkpoint(tmp_path / f"{seed}.ckpt", seed) for seed in (1, 2)]
-    result = run_script("seed_accuracy", "--data-dir", str(tiny_data), str(tmp_path / "1.ckpt"), str(tmp_path / "2.ckpt"))
+    result = run_script("seed_accuracy", "--data-dir", str(tiny_data), str(tmp_path / "1.ckpt"), str(tmp_path / "2.ckpt"),
+                        "--ensemble-goal", "0")
     data = KaggleDigitsDataModule(str(tiny_data), download=False, val_fraction=0.1, split_seed=42)
     data.setup("validate")
     images, labels = to_model_input(data.val_set.images), data.val_set.labels
@@ -62,7 +63,7 @@ def test_seed_accuracy_scores_each_network_on_its_held_out_rows(tiny_data, tmp_p
     assert lines[0] == "validation split: val_fraction 0.1, split_seed 42, 20 images"
     assert lines[1].startswith(f"one view: {expected[0]} / {expected[1]} correct: ")
     assert lines[2].startswith("with shifts [[1, 0], [-1, 0], [0, 1], [0, -1]]: ")
-    assert all("; ensemble of all 2: " in line for line in lines[1:])
+    assert all("; ensemble of all 2: " in line and line.endswith(", goal met") for line in lines[1:])
 
 
 @pytest.mark.parametrize("second, message", [
