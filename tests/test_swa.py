@@ -130,7 +130,7 @@ def fit_batch_norm_network(tmp_path, tiny_data, **swa_settings):
 
 
 def test_a_batch_norm_average_is_validated_and_saved_with_statistics_measured_on_the_training_rows(tiny_data, tmp_path):
-    record, model, data, state = fit_batch_norm_network(tmp_path, tiny_data, recompute_batch_norm=True)
+    record, model, data, state = fit_batch_norm_network(tmp_path, tiny_data)
     averaged_steps = [weights for epoch, weights in record.after_step if epoch >= 1]
     mean = {k: torch.stack([w[k].float() for w in averaged_steps]).mean(0) for k in averaged_steps[0]}
     statistics = {f"network.{k}" for k in batch_norm_buffers(model.network)}
@@ -151,8 +151,8 @@ def test_a_batch_norm_average_is_validated_and_saved_with_statistics_measured_on
     assert _equal(record.trained[-1], state["current_model_state"]), "training went on with its own statistics"
 
 
-def test_by_default_the_averaged_statistics_are_kept(tiny_data, tmp_path):
-    record, _, _, state = fit_batch_norm_network(tmp_path, tiny_data)
+def test_recompute_batch_norm_false_keeps_the_averaged_statistics(tiny_data, tmp_path):
+    record, _, _, state = fit_batch_norm_network(tmp_path, tiny_data, recompute_batch_norm=False)
     averaged_steps = [weights for epoch, weights in record.after_step if epoch >= 1]
     mean = {k: torch.stack([w[k].float() for w in averaged_steps]).mean(0) for k in averaged_steps[0]}
     running = [k for k in state["state_dict"] if k.endswith(("running_mean", "running_var"))]
