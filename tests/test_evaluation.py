@@ -12,7 +12,7 @@ from digit_recognizer import evaluation
 from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_input
 from digit_recognizer.models import DigitCNN
 
-from conftest import raises_one_line
+from conftest import REPO, raises_one_line, run_cli, tiny_run_args
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -84,3 +84,27 @@ def test_a_network_without_held_out_rows_is_refused(tiny_data, tmp_path):
     save_network_checkpoint(tmp_path / "all.ckpt", 1, val_fraction=0.0)
     with raises_one_line(evaluation.UserError, match="all.ckpt: trained on every row .val_fraction 0., so no rows are held out"):
         evaluation.load_networks([str(tmp_path / "all.ckpt")], str(tiny_data))
+
+
+@pytest.mark.slow
+def test_batch_norm_statistics_scores_one_average_with_each_choice_of_statistics(tiny_data, tmp_path):
+    run_cli("fit", *tiny_run_args(tiny_data, "--config", str(REPO / "configs" / "strong.yaml"), "--trainer.max_epochs", "2",
+                                  "--data.val_fraction", "0.2", "--model.network.init_args.width", "4"), cwd=tmp_path)
+    path = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    result = run_script("batch_norm_statistics", "--data-dir", str(tiny_data), str(path))
+    assert result.returncode == 0, result.stderr
+    scores = dict(line.removeprefix(f"{path}: ").split(": ") for line in result.stdout.splitlines())
+    assert list(scores) == ["as saved", "Lightning's averaged statistics", "measured on 5,000 training rows",
+                            "measured on all training rows", "measured on all training rows, augmented",
+                            "the last weights, no average"]
+    # fewer than 5,000 training rows: the run measured on all of them, as the script does
+    assert scores["as saved"] == scores["measured on 5,000 training rows"] == scores["measured on all training rows"]
+    assert all(score.endswith("correct of 40 (one view / with the one-pixel shifts)") for score in scores.values())
+
+
+@pytest.mark.slow
+def test_batch_norm_statistics_refuses_a_network_without_an_average_in_one_line(tiny_data, tmp_path):
+    save_network_checkpoint(tmp_path / "1.ckpt", 1)
+    result = run_script("batch_norm_statistics", "--data-dir", str(tiny_data), str(tmp_path / "1.ckpt"))
+    assert result.returncode == 2
+    assert result.stderr == f"error: {tmp_path / '1.ckpt'}: no weight average in this checkpoint (SWA had not begun, or the run had none)\n"
