@@ -20,7 +20,7 @@ from typing import Any
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import WeightAveraging
-from torch import Tensor
+from torch import Tensor, nn
 
 from digit_recognizer.data.datamodule import to_model_input
 from digit_recognizer.errors import UserError
@@ -98,7 +98,9 @@ class SWAWeightAveraging(WeightAveraging):
         if self._measured is None or self._measured[0] != steps:
             network = getattr(self._average_model.module, NETWORK[:-1])
             averaged = {name: buffer.clone() for name, buffer in batch_norm_buffers(network).items()}
-            recompute_batch_norm(network, to_model_input(evenly_spaced(trainer.datamodule.train_set.images)))
+            weight = next(network.parameters())  # the rows may live on the CPU (data.on_device false)
+            rows = to_model_input(evenly_spaced(trainer.datamodule.train_set.images))
+            recompute_batch_norm(network, rows.to(device=weight.device, dtype=weight.dtype))
             self._measured = (steps, {name: buffer.clone() for name, buffer in batch_norm_buffers(network).items()})
             _copy_into(network, averaged)  # the average itself keeps averaging its own statistics
         return self._measured[1]
@@ -141,7 +143,7 @@ class SWAWeightAveraging(WeightAveraging):
             super().on_load_checkpoint(trainer, pl_module, checkpoint)
 
 
-def _copy_into(network: Any, buffers: dict[str, Tensor]) -> None:
+def _copy_into(network: nn.Module, buffers: dict[str, Tensor]) -> None:
     own = dict(network.named_buffers())
     for name, value in buffers.items():
         own[name].copy_(value)

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 STATISTICS_BATCH = 1000  # images per forward pass; the statistics are averaged over the batches
-# Training rows the statistics are measured on: a pass over all 37,800 would add ~50 s a checkpoint on
-# one CPU thread (DeotteCNN); 5,000 measure them as well (docs/strong-network.md) in a seventh of it.
+# Training rows the statistics are measured on: a pass over all 37,800 took 80 s on one shared CPU
+# thread (DeotteCNN); 5,000 measure them as well (docs/strong-network.md) in a seventh of the time.
 STATISTICS_IMAGES = 5000
 
 
