@@ -22,17 +22,9 @@ from digit_recognizer.checkpoints import read_checkpoint, recorded_split
 from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_input
 from digit_recognizer.errors import UserError
 from digit_recognizer.evaluation import ONE_PIXEL, class_probabilities, correct_count
-from digit_recognizer.inference import network_from_checkpoint
+from digit_recognizer.inference import load_network, network_from_checkpoint
 from digit_recognizer.training.batch_norm import batch_norm_buffers, evenly_spaced, recompute_batch_norm
 
-NETWORK = "network."
-
-
-def with_weights(network: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
-    """A copy of `network` with the entries of a LightningModule state dict under `network.`."""
-    other = copy.deepcopy(network)
-    other.load_state_dict({k.removeprefix(NETWORK): v for k, v in state.items() if k.startswith(NETWORK)})
-    return other.eval()
 
 
 def measured(network: nn.Module, images: torch.Tensor) -> nn.Module:
@@ -58,11 +50,13 @@ def variants(path: str, data_dir: str | None) -> tuple[dict[str, nn.Module], tor
     found = {"as saved": saved}
     averaged = {k.removeprefix("module."): v for k, v in checkpoint["averaging_state"].items() if k.startswith("module.")}
     if averaged:  # the run measured its own statistics and kept Lightning's here
-        found["Lightning's averaged statistics"] = with_weights(saved, {**checkpoint["state_dict"], **averaged})
+        state = {"state_dict": {**checkpoint["state_dict"], **averaged}}
+        found["Lightning's averaged statistics"] = load_network(path, like=saved, checkpoint=state).eval()
     found["measured on 5,000 training rows"] = measured(saved, evenly_spaced(train))
     found["measured on all training rows"] = measured(saved, train)
     found["measured on all training rows, augmented"] = measured(saved, augmented)
-    found["the last weights, no average"] = with_weights(saved, checkpoint["current_model_state"])
+    last = {"state_dict": checkpoint["current_model_state"]}
+    found["the last weights, no average"] = load_network(path, like=saved, checkpoint=last).eval()
     return found, to_model_input(data.val_set.images), data.val_set.labels
 
 

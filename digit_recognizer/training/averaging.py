@@ -26,7 +26,7 @@ from digit_recognizer.data.datamodule import to_model_input
 from digit_recognizer.errors import UserError
 from digit_recognizer.training.batch_norm import batch_norm_buffers, evenly_spaced, recompute_batch_norm
 
-NETWORK = "network."  # where the classifier keeps its network, in state_dict keys
+NETWORK = "network"  # the classifier's attribute holding its network, the prefix of its state_dict keys
 
 
 class SWAWeightAveraging(WeightAveraging):
@@ -96,7 +96,7 @@ class SWAWeightAveraging(WeightAveraging):
         if not self.recompute_batch_norm or trainer.datamodule is None:
             return {}
         if self._measured is None or self._measured[0] != steps:
-            network = getattr(self._average_model.module, NETWORK[:-1])
+            network = getattr(self._average_model.module, NETWORK)
             averaged = {name: buffer.clone() for name, buffer in batch_norm_buffers(network).items()}
             weight = next(network.parameters())  # the rows may live on the CPU (data.on_device false)
             rows = to_model_input(evenly_spaced(trainer.datamodule.train_set.images))
@@ -109,13 +109,13 @@ class SWAWeightAveraging(WeightAveraging):
         if self._has_average():
             measured = self.measured_statistics(trainer)
             super().on_validation_epoch_start(trainer, pl_module)
-            network = getattr(pl_module, NETWORK[:-1])
+            network = getattr(pl_module, NETWORK)
             self._averaged_statistics = {name: batch_norm_buffers(network)[name].clone() for name in measured}
             _copy_into(network, measured)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._has_average():
-            _copy_into(getattr(pl_module, NETWORK[:-1]), self._averaged_statistics)
+            _copy_into(getattr(pl_module, NETWORK), self._averaged_statistics)
             self._averaged_statistics = {}
             super().on_validation_epoch_end(trainer, pl_module)
 
@@ -123,7 +123,7 @@ class SWAWeightAveraging(WeightAveraging):
         if self._has_average():
             measured = self.measured_statistics(trainer)
             super().on_train_end(trainer, pl_module)
-            _copy_into(getattr(pl_module, NETWORK[:-1]), measured)
+            _copy_into(getattr(pl_module, NETWORK), measured)
 
     def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         """`state_dict` gets the measured statistics (what validate and predict load); the averaged
@@ -134,7 +134,7 @@ class SWAWeightAveraging(WeightAveraging):
         measured = self.measured_statistics(trainer)  # first: the pass changes the buffers it then restores
         super().on_save_checkpoint(trainer, pl_module, checkpoint)
         for name, buffer in measured.items():
-            key = NETWORK + name
+            key = f"{NETWORK}.{name}"
             checkpoint["averaging_state"]["module." + key] = checkpoint["state_dict"][key]
             checkpoint["state_dict"][key] = buffer.clone()
 
