@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -143,6 +144,14 @@ def tiny_datamodule(data_dir: Path, tmp_path: Path, **settings) -> KaggleDigitsD
 
 
 _STARTS_A_PROCESS = re.compile(r"\b(run_cli|start_cli|run_script|subprocess\.(run|Popen))\(")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A suite started in the background by a non-interactive shell (`nohup pytest &`, some CI
+    runners) inherits SIGINT ignored, and so would every process it starts: the Ctrl-C tests would
+    see nothing happen. Python's own handler here lets the tests and their processes receive it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
