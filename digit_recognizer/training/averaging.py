@@ -110,7 +110,8 @@ class SWAWeightAveraging(WeightAveraging):
             measured = self.measured_statistics(trainer)
             super().on_validation_epoch_start(trainer, pl_module)
             network = getattr(pl_module, NETWORK)
-            self._averaged_statistics = {name: batch_norm_buffers(network)[name].clone() for name in measured}
+            own = batch_norm_buffers(network)
+            self._averaged_statistics = {name: own[name].clone() for name in measured}
             _copy_into(network, measured)
 
     def on_validation_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
