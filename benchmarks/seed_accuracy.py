@@ -18,6 +18,7 @@ import sys
 
 import torch
 
+from digit_recognizer.checkpoints import describe_split
 from digit_recognizer.errors import UserError
 from digit_recognizer.evaluation import ONE_PIXEL, class_probabilities, correct_count, load_networks, seeds_summary
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
 
     total = len(split.labels)
-    print(f"validation split: val_fraction {split.val_fraction}, split_seed {split.split_seed}, {total:,} images")
+    print(f"validation split: {describe_split(split.split)}, {total:,} images")
     shifts = [tuple(shift) for shift in args.shifts]
     for name, views in (("one view", []), (f"with shifts {json.dumps(args.shifts)}", shifts)):
         # Each network runs once; the ensemble is the mean of their probabilities, as in AveragedNetworks.

@@ -88,8 +88,11 @@ def network_settings(path: str | Path, checkpoint: dict[str, Any]) -> dict[str, 
     return {"class_path": network["class_path"], "init_args": dict(network.get("init_args") or {})}
 
 
+SPLIT_SETTINGS = ("val_fraction", "split_seed", "folds", "fold")  # older checkpoints: no folds (0)
+
+
 def recorded_split(path: str | Path, checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The validation split the checkpoint's run held out: {"val_fraction": ..., "split_seed": ...}.
+    """The validation split the checkpoint's run held out: the data module's SPLIT_SETTINGS.
 
     Scoring a network on rows it trained on would flatter it; the data module's saved
     hyperparameters tell which rows those were.
@@ -98,7 +101,7 @@ def recorded_split(path: str | Path, checkpoint: dict[str, Any]) -> dict[str, An
     if data is None:
         raise CheckpointError(f"{path}: the checkpoint does not record its validation split, so it may have "
                               f"trained on the rows being scored; use a checkpoint written by this package")
-    return {key: data.get(key) for key in ("val_fraction", "split_seed")}
+    return {key: data.get(key, 0) for key in SPLIT_SETTINGS}
 
 
 def check_checkpoint(path: str | Path, model: nn.Module, checkpoint: dict[str, Any] | None = None) -> None:
@@ -126,7 +129,18 @@ def check_checkpoint(path: str | Path, model: nn.Module, checkpoint: dict[str, A
             )
 
 
-RESUMED_DATA_SETTINGS = ("batch_size", "steps_per_batch", "val_fraction", "split_seed")
+def holds_rows_out(split: dict[str, Any]) -> bool:
+    """Whether a recorded split validates on some rows (a validation fraction or a fold)."""
+    return bool(split.get("val_fraction") or split.get("folds"))
+
+
+def describe_split(split: dict[str, Any]) -> str:
+    """'val_fraction 0.1, split_seed 42' or 'fold 2 of 5, split_seed 42': a split in the options' terms."""
+    held_out = f"fold {split.get('fold', 0)} of {split['folds']}" if split.get("folds") else f"val_fraction {split.get('val_fraction')}"
+    return f"{held_out}, split_seed {split.get('split_seed')}"
+
+
+RESUMED_DATA_SETTINGS = ("batch_size", "steps_per_batch", *SPLIT_SETTINGS)
 
 
 def check_resume(path: str | Path, checkpoint: dict[str, Any], model: Any, datamodule: Any) -> None:

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from torch import Tensor
+from torchvision.utils import make_grid
 
 Curve = tuple[Sequence[float], Sequence[float]]  # (epochs, values)
 
@@ -67,3 +69,14 @@ def mistakes_figure(grid: np.ndarray, captions: Sequence[str], nrow: int, cell: 
     axes.set_axis_off()
     axes.set_title("Most confidently wrong: true → predicted (confidence), line in the CSV", fontsize=9, pad=12)
     return figure
+
+
+def wrong_images_figure(images: Tensor, labels: Tensor, predicted: Tensor, confidence: Tensor, rows: Tensor,
+                        per_row: int) -> Figure:
+    """Wrong images (N, 1, 28, 28) in [0, 1], captioned "true→predicted (confidence) line L", L being
+    the image's line in the CSV (row + 2: the header is line 1; a row below 0 has no line)."""
+    padding = 8  # room for a caption above each image
+    grid = make_grid(images.float(), nrow=per_row, padding=padding, pad_value=1.0)
+    captions = [f"{t}→{p} ({c:.2f})" + (f" line {r + 2}" if r >= 0 else "")
+                for t, p, c, r in zip(labels.tolist(), predicted.tolist(), confidence.tolist(), rows.tolist())]
+    return mistakes_figure(grid[0].numpy(), captions, min(per_row, len(captions)), images.shape[-1], padding)

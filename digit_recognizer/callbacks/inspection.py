@@ -26,7 +26,6 @@ from torchmetrics.classification import (
     MulticlassPrecision,
     MulticlassRecall,
 )
-from torchvision.utils import make_grid
 
 from digit_recognizer import figures
 from digit_recognizer.constants import (
@@ -281,14 +280,9 @@ class ClassificationInspector(Callback):
                                     scores["probabilities"][:, digit], step)
 
     def _mistakes_figure(self, mistakes: dict[str, Tensor]) -> Figure:
-        padding = 8  # room for a caption above each image
-        grid = make_grid(mistakes["images"].float(), nrow=self.mistakes_per_row, padding=padding, pad_value=1.0)
-        # The CSV's line (the header is line 1) under each image, so a suspicious label can be looked up.
-        captions = [f"{t}→{p} ({c:.2f})" + (f" line {r + 2}" if r >= 0 else "")
-                    for t, p, c, r in zip(mistakes["labels"].tolist(), mistakes["predicted"].tolist(),
-                                          mistakes["confidence"].tolist(), mistakes["rows"].tolist())]
-        cell = mistakes["images"].shape[-1]
-        return figures.mistakes_figure(grid[0].numpy(), captions, min(self.mistakes_per_row, len(captions)), cell, padding)
+        # The CSV's line under each image, so a suspicious label can be looked up.
+        return figures.wrong_images_figure(mistakes["images"], mistakes["labels"], mistakes["predicted"],
+                                           mistakes["confidence"], mistakes["rows"], self.mistakes_per_row)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best_accuracy": self.best_accuracy}

@@ -1,11 +1,20 @@
-"""`ensemble --seeds 1 2 3 [--recipes cnn.yaml strong.yaml] [--parallel N] FIT_ARGS...`: several
-networks, then the submission of their averaged probabilities.
+"""`ensemble [--seeds 1 2 3] [--recipes cnn.yaml strong.yaml] [--folds K] [--parallel N] FIT_ARGS...`:
+several networks, then the submission of their averaged probabilities.
 
-Each member (every recipe with every seed) is an ordinary `fit` run with its own
-lightning_logs/version_N, so one that finished can be scored or resumed alone. Members that differ
-(network, augmentation, seed) make mistakes that differ, which is what averaging gains from. Any
-other argument goes to every `fit` and to the final `predict`, e.g. `--data.val_fraction 0.1` or
-`--inference.shifts [[1,0],[-1,0]]`. The submission uses the first recipe's inference settings.
+Each member (every recipe with every seed, and with `--folds K` every fold) is an ordinary `fit`
+run with its own lightning_logs/version_N, so one that finished can be scored or resumed alone.
+The ensemble's own folder, lightning_logs/ensemble_N/, records which runs are its members
+(ensemble.json) and receives the submission; running the same command again after a stop
+continues that ensemble: finished members are not trained again, stopped ones resume from their
+last.ckpt. Members that differ (network, augmentation, seed, training rows) make mistakes that
+differ, which is what averaging gains from. Any other argument goes to every `fit` and to the
+final `predict`, e.g. `--data.val_fraction 0.1` or `--inference.shifts [[1,0],[-1,0]]`. The
+submission uses the first recipe's inference settings.
+
+`--folds K` is K-fold cross-validation: fold i of a stratified split of train.csv validates member
+i, the other folds train it. Every row is then predicted once by the one network that never saw it
+(out of fold), and the ensemble's folder gets oof.csv, their accuracy over all rows (oof.json) and
+its figures (evaluation.write_out_of_fold).
 
 `--parallel N` trains N members at once in separate processes: one per GPU when there are GPUs
 (data-parallel DDP does not speed a batch of 86 up; a member per device does), else N CPU processes
@@ -18,11 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,23 +42,36 @@ import torch
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from digit_recognizer.callbacks.submission import check_writable
+from digit_recognizer.callbacks.submission import SUBMISSION_FILE, check_writable
 from digit_recognizer.constants import TEST_FILE
 from digit_recognizer.errors import CheckpointError, UserError
-from digit_recognizer.runs import RunLogger, log_root_of, member_checkpoint
+from digit_recognizer.evaluation import write_out_of_fold
+from digit_recognizer.files import atomic_path
+from digit_recognizer.runs import LAST, RunLogger, log_root_of, member_checkpoint
+
+STATE_FILE = "ensemble.json"
+_ENSEMBLE = re.compile(r"^ensemble_(\d+)$")
+_SPLIT_OPTIONS = ("--data.val_fraction", "--data.folds", "--data.fold")
 
 
 @dataclass(frozen=True)
 class Member:
     recipe: str | None  # None: the recipe of the common arguments (or the default)
-    seed: int
+    seed: int | None  # None: the recipe's seed_everything
+    fold: int | None = None  # with --folds K: the fold that validates this member
+    folds: int = 0
 
     def args(self, common: list[str]) -> list[str]:
         recipe = ["--config", self.recipe] if self.recipe else []
-        return [*recipe, *common, "--seed_everything", str(self.seed)]
+        seed = ["--seed_everything", str(self.seed)] if self.seed is not None else []
+        fold = ["--data.val_fraction", "0", "--data.folds", str(self.folds), "--data.fold", str(self.fold)] \
+            if self.fold is not None else []
+        return [*recipe, *common, *seed, *fold]
 
     def __str__(self) -> str:
-        return f"seed {self.seed}" + (f", {self.recipe}" if self.recipe else "")
+        parts = [f"fold {self.fold}"] if self.fold is not None else []
+        parts += [f"seed {self.seed}"] if self.seed is not None else []
+        return ", ".join(parts + ([self.recipe] if self.recipe else [])) or "the recipe's seed"
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -57,9 +80,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         description="Train several networks and write the submission of their averaged probabilities.",
         epilog="Other arguments go to fit and predict, e.g. --config best.yaml --submission.path ens.csv",
     )
-    parser.add_argument("--seeds", type=int, nargs="+", required=True, help="training seeds, one network each")
+    parser.add_argument("--seeds", type=int, nargs="+",
+                        help="training seeds, one network each (default with --folds: the recipe's seed)")
     parser.add_argument("--recipes", nargs="+",
                         help="recipes to train, each with every seed (e.g. best.yaml strong.yaml); default: --config's")
+    parser.add_argument("--folds", type=int,
+                        help="K-fold cross-validation: one network per fold, their out-of-fold accuracy on every "
+                             "row of train.csv, and the submission of all of them")
     parser.add_argument("--parallel", type=int, default=1,
                         help="members trained at once: one per GPU, else CPU processes sharing the cores (default 1)")
     parser.add_argument("--distill", action="store_true",
@@ -69,37 +96,70 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         parser.error(f"--parallel must be at least 1, not {options.parallel}")
     if options.recipes and any(arg in ("--config", "-c") or arg.startswith("--config=") for arg in rest):
         parser.error("give the recipes with --recipes or one --config, not both")
+    if options.folds is None and not options.seeds:
+        parser.error("give --seeds (one network each) or --folds K")
+    if options.folds is not None:
+        if options.folds < 2:
+            parser.error(f"--folds must be at least 2, not {options.folds}")
+        given = next((arg for arg in rest for option in _SPLIT_OPTIONS if arg.split("=")[0] == option), None)
+        if given:
+            parser.error(f"--folds chooses every member's validation rows: leave out {given.split('=')[0]}")
+        if options.distill:
+            parser.error("--distill needs one split for every teacher; it does not go with --folds")
     return options, rest
+
+
+def members_of(options: argparse.Namespace) -> list[Member]:
+    folds = options.folds or 0
+    return [Member(recipe, seed, fold, folds)
+            for recipe in options.recipes or [None]
+            for seed in options.seeds or [None]
+            for fold in (range(folds) if folds else [None])]
 
 
 def main(argv: list[str], cli_class: type[LightningCLI]) -> None:
     """Fit every member with `cli_class`, then predict with all of their checkpoints."""
     options, args = parse_args(argv)
-    members = [Member(recipe, seed) for recipe in options.recipes or [None] for seed in options.seeds]
-    log_root = check_before_training(cli_class, members[0].args(args))
-    if options.parallel > 1 and len(members) > 1:
-        checkpoints = fit_in_parallel(members, args, log_root, options.parallel)
+    members = members_of(options)
+    first = members[0]
+    log_root, shifts = check_before_training(cli_class, first.args(args))
+    ensemble = EnsembleFolder.continue_or_start(log_root, _identity(argv), members)
+    unfinished = [(member, run) for member, run in zip(members, ensemble.runs) if not ensemble.finished(run)]
+    if len(unfinished) < len(members):
+        print(f"ensemble: continuing {ensemble.folder} ({len(members) - len(unfinished)} of {len(members)} members "
+              f"finished)")
+    if options.parallel > 1 and len(unfinished) > 1:
+        fit_in_parallel(unfinished, args, options.parallel, ensemble.mark_finished)
     else:
-        checkpoints = [fit_one(cli_class, member.args(args)) for member in members]
+        for member, run in unfinished:
+            fit_one(cli_class, [*member.args(args), *resume_args(run)])
+            ensemble.mark_finished(run)
+    checkpoints = [str(member_checkpoint(run)) for run in ensemble.runs]
     for member, checkpoint in zip(members, checkpoints):
         print(f"ensemble member ({member}): {checkpoint}")
-    first = members[0]
+    if options.folds:
+        print(write_out_of_fold(checkpoints, ensemble.folder, shifts, _data_dir(args)))
+    submission = [] if _gives(args, "--submission.path") else ["--submission.path", str(ensemble.folder / SUBMISSION_FILE)]
     if options.distill:
         student = fit_one(cli_class, [*first.args(args), "--model.distillation.teachers", json.dumps(checkpoints)])
         print(f"distilled network ({first}): {student}")
-        cli_class(args=["predict", *first.args(args), "--ckpt_path", student])
-        return
-    cli_class(args=["predict", *first.args(args), "--ckpt_path", checkpoints[0],
-                    "--inference.checkpoints", json.dumps(checkpoints[1:])])
+        cli_class(args=["predict", *first.args(args), *submission, "--ckpt_path", student])
+    else:
+        cli_class(args=["predict", *first.args(args), *submission, "--ckpt_path", checkpoints[0],
+                        "--inference.checkpoints", json.dumps(checkpoints[1:])])
+    ensemble.mark_complete()
 
 
-def check_before_training(cli_class: type[LightningCLI], args: list[str]) -> Path:
-    """What would fail after hours of training fails now: the test images and the submission's path.
+def check_before_training(cli_class: type[LightningCLI], args: list[str]) -> tuple[Path, list]:
+    """What would fail after hours of training fails now: the split, the test images and the
+    submission's path.
 
-    Returns the folder of the run folders.
+    Returns the folder of the run folders and the recipe's inference shifts.
     """
     cli = cli_class(args=args, run=False)
     data = cli.datamodule
+    if data.hparams.folds:  # more folds than a digit has rows: one line now, not in the first member
+        data.setup("fit")
     if not data.hparams.predict_csv and not data.hparams.images:
         test_csv = data.csv_path(TEST_FILE)
         if not test_csv.is_file():
@@ -108,7 +168,103 @@ def check_before_training(cli_class: type[LightningCLI], args: list[str]) -> Pat
     submission = cli.config.submission.path
     if submission:
         check_writable(Path(submission))
-    return log_root_of(cli.config.trainer)
+    return log_root_of(cli.config.trainer), [tuple(shift) for shift in cli.config.inference.shifts or []]
+
+
+class EnsembleFolder:
+    """lightning_logs/ensemble_N/: the command that made it, its members' run folders and which of
+    them finished (ensemble.json, rewritten whole after each change), and its outputs."""
+
+    def __init__(self, folder: Path, state: dict) -> None:
+        self.folder, self.state = folder, state
+        self.runs = [folder.parent / member["run"] for member in state["members"]]
+
+    @classmethod
+    def continue_or_start(cls, log_root: Path, identity: list[str], members: list[Member]) -> EnsembleFolder:
+        """The newest unfinished ensemble of the same command, else a new one with its run folders claimed."""
+        for folder in sorted(_ensemble_folders(log_root), key=lambda p: int(_ENSEMBLE.match(p.name).group(1)),
+                             reverse=True):
+            try:
+                state = json.loads((folder / STATE_FILE).read_text())
+            except (OSError, ValueError):
+                continue
+            if state.get("arguments") == identity and not state.get("complete"):
+                return cls(folder, state)
+        folder = _claim(log_root, "ensemble_")
+        runs = [_claim(log_root, "version_") for _ in members]
+        state = {"arguments": identity, "complete": False,
+                 "members": [{"member": str(m), "run": run.name, "finished": False} for m, run in zip(members, runs)]}
+        ensemble = cls(folder, state)
+        ensemble._save()
+        return ensemble
+
+    def finished(self, run: Path) -> bool:
+        return self.state["members"][self.runs.index(run)]["finished"]
+
+    def mark_finished(self, run: Path) -> None:
+        self.state["members"][self.runs.index(run)]["finished"] = True
+        self._save()
+
+    def mark_complete(self) -> None:
+        self.state["complete"] = True
+        self._save()
+
+    def _save(self) -> None:
+        with atomic_path(self.folder / STATE_FILE) as tmp:
+            tmp.write_text(json.dumps(self.state, indent=2) + "\n")
+
+
+def _ensemble_folders(log_root: Path) -> list[Path]:
+    return [p for p in log_root.iterdir() if p.is_dir() and _ENSEMBLE.match(p.name)] if log_root.is_dir() else []
+
+
+def _claim(log_root: Path, prefix: str) -> Path:
+    """A new, empty folder `prefix`N under `log_root`, claimed by one exclusive mkdir as RunLogger claims a run."""
+    if prefix == "version_":
+        return Path(RunLogger(save_dir=str(log_root.parent), name=log_root.name).log_dir)
+    log_root.mkdir(parents=True, exist_ok=True)
+    number = max((int(_ENSEMBLE.match(p.name).group(1)) for p in _ensemble_folders(log_root)), default=-1) + 1
+    while True:
+        try:
+            (log_root / f"{prefix}{number}").mkdir()
+            return log_root / f"{prefix}{number}"
+        except FileExistsError:
+            number += 1
+
+
+def _identity(argv: list[str]) -> list[str]:
+    """The command's arguments without --parallel: the same ensemble, however many train at once."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--parallel":
+            skip = True
+        elif not arg.startswith("--parallel="):
+            kept.append(arg)
+    return kept
+
+
+def _gives(args: list[str], option: str) -> bool:
+    return any(arg == option or arg.startswith(option + "=") for arg in args)
+
+
+def _data_dir(args: list[str]) -> str | None:
+    """--data.data_dir as given to the members (None: the usual lookup)."""
+    for i, arg in enumerate(args):
+        if arg == "--data.data_dir" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--data.data_dir="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def resume_args(run: Path) -> list[str]:
+    """`fit` arguments that train a member in its claimed run folder: resumed from its last.ckpt if it has one."""
+    last = run / "checkpoints" / LAST
+    if last.is_file():
+        return ["--ckpt_path", str(last)]
+    return ["--trainer.logger.init_args.version", run.name.removeprefix("version_")]
 
 
 def fit_one(cli_class: type[LightningCLI], args: list[str]) -> str:
@@ -125,16 +281,16 @@ def fit_one(cli_class: type[LightningCLI], args: list[str]) -> str:
     return path
 
 
-def fit_in_parallel(members: list[Member], args: list[str], log_root: Path, parallel: int) -> list[str]:
-    """Each member as its own `fit` process, `parallel` at a time, in run folders claimed up front.
+def fit_in_parallel(members: list[tuple[Member, Path]], args: list[str], parallel: int,
+                    on_finished: Callable[[Path], None]) -> None:
+    """Each member as its own `fit` process in its run folder, `parallel` at a time.
 
     On GPUs member i sees only GPU i mod count; on the CPU each process gets an equal share of the
     cores as its thread count. A member's output goes to fit.log in its run folder.
     """
     gpus = torch.cuda.device_count()
     threads = max(1, (os.cpu_count() or 1) // parallel)
-    runs = [_claim_run(log_root) for _ in members]
-    waiting = list(zip(members, runs))
+    waiting = list(members)
     running: list[tuple[Member, Path, subprocess.Popen]] = []
     slot = 0
     # cli.main makes SIGTERM raise SIGTERMException here (stop_on_signal.sigterm_raises), so that
@@ -147,9 +303,8 @@ def fit_in_parallel(members: list[Member], args: list[str], log_root: Path, para
                 if gpus:
                     env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
                 slot += 1
-                command = [sys.executable, "-m", "digit_recognizer", "fit", *member.args(args),
-                           "--trainer.logger.init_args.version", run.name.removeprefix("version_")]
-                with open(run / "fit.log", "w") as log, _signals_held():
+                command = [sys.executable, "-m", "digit_recognizer", "fit", *member.args(args), *resume_args(run)]
+                with open(run / "fit.log", "a") as log, _signals_held():
                     running.append((member, run, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                                                   env=env)))
                 print(f"ensemble member ({member}): training in {run} (log: {run / 'fit.log'})")
@@ -161,13 +316,13 @@ def fit_in_parallel(members: list[Member], args: list[str], log_root: Path, para
                     last = (run / "fit.log").read_text().strip().splitlines()[-1:] or ["no output"]
                     raise UserError(f"ensemble member ({member}) failed with exit status {process.returncode}: "
                                     f"{last[0]} (log: {run / 'fit.log'})")
+                on_finished(run)
     finally:
         with _signals_held():  # a second signal must not cut this short and leave a member running
             for _, _, process in running:  # a failed or interrupted ensemble stops the other members too
                 process.terminate()  # each saves its last.ckpt to resume from
             for _, _, process in running:
                 process.wait()
-    return [str(member_checkpoint(run)) for run in runs]
 
 
 @contextmanager
@@ -190,9 +345,3 @@ def _signals_held() -> Iterator[None]:
             signal.signal(signum, handler)
         for signum in dict.fromkeys(received):
             signal.raise_signal(signum)
-
-
-def _claim_run(log_root: Path) -> Path:
-    """A new, empty run folder under `log_root`, claimed as a RunLogger claims one."""
-    logger = RunLogger(save_dir=str(log_root.parent), name=log_root.name)
-    return Path(logger.log_dir)

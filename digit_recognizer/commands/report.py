@@ -115,7 +115,7 @@ def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) ->
     Written whole or not at all (`write_embedding_into`).
     """
     from digit_recognizer.callbacks.inspection import write_embedding_into
-    from digit_recognizer.checkpoints import read_checkpoint, recorded_split
+    from digit_recognizer.checkpoints import holds_rows_out, read_checkpoint, recorded_split
     from digit_recognizer.data.datamodule import KaggleDigitsDataModule
     from digit_recognizer.inference import network_from_checkpoint
     from digit_recognizer.runs import LAST
@@ -123,7 +123,7 @@ def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) ->
     path = run_dir / "checkpoints" / LAST
     contents = read_checkpoint(path)
     split = recorded_split(path, contents)
-    if not split["val_fraction"]:
+    if not holds_rows_out(split):
         raise UserError(f"{path}: trained on every row, so there is no validation split to embed")
     recorded = (contents.get("datamodule_hyper_parameters") or {}).get("data_dir")
     data = KaggleDigitsDataModule(data_dir or recorded, download=False, **split)

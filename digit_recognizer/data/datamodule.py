@@ -25,7 +25,7 @@ from digit_recognizer.data.images import expand_image_paths, read_images
 from digit_recognizer.data.sources import existing_csv, find_competition_files, mnist_folder, resolve_data_dir
 from digit_recognizer.data.in_memory import DigitTensors, collate_batch
 from digit_recognizer.data.resumable import ResumableLoader
-from digit_recognizer.data.split import stratified_split
+from digit_recognizer.data.split import stratified_fold, stratified_split
 from digit_recognizer.data.step_groups import StepGroup
 from digit_recognizer.errors import DataError
 
@@ -49,7 +49,12 @@ class KaggleDigitsDataModule(LightningDataModule):
             steps (for GPUs, where that cost exceeds the step's: docs/performance.md). Not with
             gradient clipping or accumulation, nor with weight averaging other than SWAWeightAveraging.
         val_fraction: Share of train.csv held out for validation, stratified by label; 0 trains on all.
-        split_seed: Seed of the validation split (independent of the training seed).
+        split_seed: Seed of the validation split or of the folds' assignment (independent of the
+            training seed).
+        folds: Cross-validation: split train.csv into this many stratified, disjoint folds (each
+            row in exactly one); fold `fold` validates and the others train. 0: off. In place of
+            val_fraction, which must then be 0. `ensemble --folds K` trains every fold.
+        fold: Which of the `folds` folds validates, 0..folds-1.
         augment: Randomly rotate, zoom, shift (and elastically distort, mix) training images.
         rotation_degrees: Largest rotation, in degrees either way.
         zoom: Largest zoom in or out, as a fraction, drawn separately for x and y.
@@ -79,6 +84,8 @@ class KaggleDigitsDataModule(LightningDataModule):
         steps_per_batch: int = 1,
         val_fraction: float = 0.1,
         split_seed: int = 42,
+        folds: int = 0,
+        fold: int = 0,
         augment: bool = True,
         rotation_degrees: float = 10.0,
         zoom: float = 0.1,
@@ -96,6 +103,13 @@ class KaggleDigitsDataModule(LightningDataModule):
         super().__init__()
         if not 0.0 <= val_fraction < 1.0:
             raise DataError(f"data.val_fraction must be in [0, 1), got {val_fraction}")
+        if folds == 1 or folds < 0:
+            raise DataError(f"data.folds must be 0 (off) or at least 2, got {folds}")
+        if folds and not 0 <= fold < folds:
+            raise DataError(f"data.fold must be in 0..{folds - 1} for {folds} folds, got {fold}")
+        if folds and val_fraction:
+            raise DataError(f"data.folds {folds} chooses the validation rows: set data.val_fraction 0, "
+                            f"not {val_fraction}")
         if batch_size < 1:
             raise DataError(f"data.batch_size must be at least 1, got {batch_size}")
         if steps_per_batch < 1:
@@ -179,8 +193,16 @@ class KaggleDigitsDataModule(LightningDataModule):
         return self.trainer.strategy.root_device
 
     def _split_train_csv(self) -> None:
-        digits = self._load(self.csv_path(TRAIN_FILE), labelled=True)
-        train, val = stratified_split(digits.labels.cpu(), self.hparams.val_fraction, self.hparams.split_seed)
+        path = self.csv_path(TRAIN_FILE)
+        digits = self._load(path, labelled=True)
+        labels, seed = digits.labels.cpu(), self.hparams.split_seed
+        if self.hparams.folds:
+            try:
+                train, val = stratified_fold(labels, self.hparams.folds, self.hparams.fold, seed)
+            except ValueError as exc:  # more folds than a class has rows
+                raise DataError(f"{path}: data.{exc}") from None
+        else:
+            train, val = stratified_split(labels, self.hparams.val_fraction, seed)
         self.train_set = digits.subset(train.to(digits.device))
         self.val_set = digits.subset(val.to(digits.device)) if len(val) else None
 

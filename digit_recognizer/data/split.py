@@ -1,8 +1,9 @@
-"""A stratified, seeded train/validation split."""
+"""Which rows of train.csv validate: a stratified, seeded split, or one fold of a stratified K-fold split."""
 
 from __future__ import annotations
 
 import torch
+from sklearn.model_selection import StratifiedKFold
 from torch import Tensor
 
 
@@ -29,3 +30,22 @@ def stratified_split(labels: Tensor, val_fraction: float, seed: int) -> tuple[Te
         val.append(members[:take])
         train.append(members[take:])
     return torch.cat(train).sort().values, torch.cat(val).sort().values
+
+
+def stratified_fold(labels: Tensor, folds: int, fold: int, seed: int) -> tuple[Tensor, Tensor]:
+    """Indices (train, val) of fold `fold` of a stratified K-fold split: the K validation parts
+    are disjoint and together hold every row once, each class spread evenly over them.
+
+    scikit-learn's StratifiedKFold (shuffled by `seed`) makes the folds, as Kaggle competitors'
+    out-of-fold scores are usually made; a class with fewer rows than `folds` is a ValueError.
+    """
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    if not 0 <= fold < folds:
+        raise ValueError(f"fold must be in 0..{folds - 1}, got {fold}")
+    smallest = int(torch.unique(labels, return_counts=True)[1].min())
+    if folds > smallest:
+        raise ValueError(f"folds {folds} is more than the smallest class has rows ({smallest})")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    train, val = list(splitter.split(labels.numpy().reshape(-1, 1), labels.numpy()))[fold]
+    return torch.from_numpy(train), torch.from_numpy(val)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from digit_recognizer.checkpoints import read_checkpoint, recorded_split
+from digit_recognizer.checkpoints import describe_split, holds_rows_out, read_checkpoint, recorded_split
 from digit_recognizer.errors import UserError
 from digit_recognizer.inference import AveragedNetworks, load_network
 
@@ -67,13 +67,12 @@ class Distillation:
 
 def _check_split(checkpoints: dict[str, dict[str, Any]], student: Any) -> None:
     """Teachers that trained on this run's validation rows would inflate its val/acc."""
-    if not student.get("val_fraction"):
+    if not holds_rows_out(student):
         return
     for path, contents in checkpoints.items():
         split = recorded_split(path, contents)
         if split != {key: student[key] for key in split}:
             raise UserError(
-                f"{path}: this teacher trained with val_fraction {split['val_fraction']} and split_seed "
-                f"{split['split_seed']}, so it saw rows this run validates on (val_fraction "
-                f"{student['val_fraction']}, split_seed {student['split_seed']}); use teachers of the same split"
+                f"{path}: this teacher trained with {describe_split(split)}, so it saw rows this run "
+                f"validates on ({describe_split(student)}); use teachers of the same split"
             )
