@@ -104,6 +104,19 @@ def recorded_split(path: str | Path, checkpoint: dict[str, Any]) -> dict[str, An
     return {key: data.get(key, 0) for key in SPLIT_SETTINGS}
 
 
+def recorded_inference(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The inference settings (shifts, checkpoints) the run's recipe chose, as InferenceAveraging
+    saved them; None in checkpoints written before they were recorded."""
+    state = (checkpoint.get("callbacks") or {}).get(INFERENCE_STATE)
+    if not isinstance(state, dict):
+        return None
+    return {"shifts": [list(shift) for shift in state.get("shifts") or []],
+            "checkpoints": list(state.get("checkpoints") or [])}
+
+
+INFERENCE_STATE = "InferenceAveraging"  # its key among a checkpoint's callback states
+
+
 def check_checkpoint(path: str | Path, model: nn.Module, checkpoint: dict[str, Any] | None = None) -> None:
     """Raise a one-line CheckpointError unless `path` is a readable checkpoint of `model`'s architecture.
 

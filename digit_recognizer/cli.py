@@ -17,11 +17,16 @@ What LightningCLI does not do, and this module adds:
 
 from __future__ import annotations
 
+import difflib
+import os
+import re
 import signal
 import sys
+import textwrap
 import warnings
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from jsonargparse import ArgumentError
 from lightning.pytorch import Callback, Trainer
@@ -35,6 +40,7 @@ from lightning.pytorch.callbacks import (
 )
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.plugins.io import CheckpointIO
+from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from digit_recognizer.callbacks import (
@@ -56,6 +62,7 @@ from digit_recognizer.checkpoints import (
     check_resume,
     migrate_hyperparameters,
     read_checkpoint,
+    recorded_inference,
 )
 from digit_recognizer.classifier import DigitClassifier
 from digit_recognizer.data import KaggleDigitsDataModule
@@ -90,18 +97,46 @@ COMMANDS = {
 }
 
 
+PROGRAM = "python -m digit_recognizer"
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """A misspelt or invalid option is one line naming the nearest valid option and the real
+    program, exit status 2 (jsonargparse prints the whole usage, dozens of lines, before it)."""
+
+    def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+        if not self.exit_on_error:  # a caller that handles ArgumentError itself
+            super().error(message, ex)
+        parser = getattr(ex, "subcommand_parser", None) or self
+        text = " ".join(str(message).split())
+        unknown = re.findall(r"--[\w.-]+", text.partition("nrecognized arguments:")[2])
+        options = [option for action in parser._actions for option in action.option_strings]
+        nearest = difflib.get_close_matches(unknown[0], options, n=1, cutoff=0.6) if unknown else []
+        hint = f"; did you mean {nearest[0]}?" if nearest else ""
+        program = parser.prog.replace(" [options]", "")
+        print(f"error: {textwrap.shorten(text, 400)}{hint} ({program} --help lists the options)", file=sys.stderr)
+        sys.exit(2)
+
+
 class DigitCLI(LightningCLI):
-    def __init__(self, args: list[str] | None = None, run: bool = True) -> None:
+    def __init__(self, args: list[str] | None = None, run: bool = True,
+                 inference_defaults: dict[str, Any] | None = None) -> None:
+        """`inference_defaults`: a checkpoint's recorded inference settings, below the recipe's and
+        the command line's (for `export`, which reads its checkpoint itself)."""
         defaults = {"default_config_files": [str(default_config())]}
         if args is not None:
             args = resolve_arguments(list(args))
+        self._args = args
+        self._inference_defaults = inference_defaults
         super().__init__(
             DigitClassifier,
             KaggleDigitsDataModule,
             save_config_callback=RunConfigSaver,  # written once training starts: a refused resume keeps the old one
             save_config_kwargs={"overwrite": True},  # a resumed run rewrites its own config.yaml
             trainer_defaults={"devices": 1, "logger": DEFAULT_LOGGER},
-            parser_kwargs={command: dict(defaults) for command in TRAINER_COMMANDS} if run else defaults,
+            parser_kwargs={"prog": PROGRAM, **{command: dict(defaults) for command in TRAINER_COMMANDS}} if run
+            else {"prog": PROGRAM, **defaults},
+            parser_class=OneLineErrorParser,
             auto_configure_optimizers=False,  # the model's optimizer/scheduler arguments choose them
             args=args,
             run=run,
@@ -114,6 +149,8 @@ class DigitCLI(LightningCLI):
         parser.add_lightning_class_args(ClassificationInspector, "inspection")  # what TensorBoard shows
         # One setting for how many optimizer steps a training batch carries: the loader and the module must agree.
         parser.link_arguments("data.steps_per_batch", "model.steps_per_batch")
+        if self._inference_defaults:
+            parser.set_defaults({f"inference.{key}": value for key, value in self._inference_defaults.items()})
 
     def _parse_ckpt_path(self) -> None:
         """Read the checkpoint once, in one-line terms, and merge its (migrated) hyperparameters.
@@ -128,6 +165,15 @@ class DigitCLI(LightningCLI):
             return
         contents = read_checkpoint(ckpt_path)
         self._checkpoint_read = (ckpt_path, contents)
+        recorded = recorded_inference(contents)
+        if recorded and subcommand in EVALUATING and self._inference_defaults is None:
+            # The run's own views and networks, unless the recipe or the command line names others:
+            # parse again with them as the defaults.
+            self._inference_defaults = recorded
+            subparser = self.parser._subcommands_action._name_parser_map[subcommand]
+            subparser.set_defaults({f"inference.{key}": value for key, value in recorded.items()})
+            self.config = self.parser.parse_args(self._args)
+            self.config[subcommand].ckpt_path = ckpt_path  # `last` / `best` as resolved
         hparams = migrate_hyperparameters(ckpt_path, contents.get("hyper_parameters", {}))
         if not hparams:
             return
@@ -188,6 +234,7 @@ class DigitCLI(LightningCLI):
         config["callbacks"] = configured + [c for c in callbacks if not _has(configured, type(c))]
         config["callbacks"] += standard_callbacks(config, present)
         config["plugins"] = _with_atomic_checkpoints(config.get("plugins"))
+        config["strategy"] = with_collective_timeout(config.get("strategy"))
         return super()._instantiate_trainer(config, [])
 
     def _run_subcommand(self, subcommand: str) -> None:
@@ -236,6 +283,34 @@ def _with_atomic_checkpoints(plugins: Any) -> list[Any]:
     if not any(isinstance(plugin, CheckpointIO) for plugin in plugins):
         plugins.append(AtomicCheckpointIO())
     return plugins
+
+
+def with_collective_timeout(strategy: Any) -> Any:
+    """A DDP strategy named by string ("ddp", "ddp_spawn", ...) whose collectives give up after
+    COLLECTIVE_TIMEOUT, so that processes waiting for each other in vain end with an error within
+    minutes (Lightning's default waits 30 minutes, and a signal cannot interrupt the wait)."""
+    if isinstance(strategy, str) and strategy in StrategyRegistry:
+        entry = StrategyRegistry[strategy]
+        if issubclass(entry["strategy"], DDPStrategy) and "timeout" not in entry["init_params"]:
+            return entry["strategy"](**entry["init_params"], timeout=collective_timeout())
+    return strategy
+
+
+def collective_timeout() -> timedelta:
+    """How long a process waits for the others at a collective call: 5 minutes, or
+    $DIGIT_RECOGNIZER_COLLECTIVE_TIMEOUT seconds."""
+    return timedelta(seconds=float(os.environ.get("DIGIT_RECOGNIZER_COLLECTIVE_TIMEOUT", 300)))
+
+
+def collective_failure(exc: BaseException) -> str | None:
+    """One line for a multi-process run whose processes stopped waiting for each other (a
+    collective call that timed out, or a process that ended while another waited), else None."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if "Timed out" not in first and "Connection closed by peer" not in first:
+        return None
+    detail = first.split("] ", 1)[-1]  # without gloo's source location
+    return (f"the processes of this multi-process run stopped waiting for each other ({detail}); "
+            f"the other process's first error line says why")
 
 
 def resolve_arguments(argv: list[str]) -> list[str]:
@@ -287,6 +362,9 @@ def main(argv: list[str] | None = None) -> None:
     # validate/test/predict with best.yaml: the checkpoint's state_dict already holds the
     # averaged weights, which is what these commands should use.
     warnings.filterwarnings("ignore", message=r"You're using the WeightAveraging callback, but loading a checkpoint")
+    # ... and without the recipe (its inference settings come from the checkpoint), Lightning asks
+    # for the training callbacks, which evaluating does not need.
+    warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks used to create")
     # The training loader resumes in mid-epoch through the DataModule's state (data/resumable.py),
     # not through Lightning's stateful-loader protocol, which Lightning checks for.
     warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch ended")
@@ -328,3 +406,9 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(128 + signal.SIGINT)
+    except RuntimeError as exc:
+        reason = collective_failure(exc)
+        if reason is None or verbose:
+            raise
+        print(f"error: {reason}", file=sys.stderr)
+        sys.exit(1)

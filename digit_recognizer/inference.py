@@ -58,6 +58,14 @@ class AveragedNetworks(nn.Module):
         return probabilities.clamp_min(torch.finfo(probabilities.dtype).tiny).log()
 
 
+def describe_averaging(shifts: Sequence[Shift], networks: int) -> str:
+    """'averaging 5 views (the image and its shifts [1, 0] [-1, 0] ...) of 1 network', for the log."""
+    views = [tuple(shift) for shift in shifts if tuple(shift) != (0, 0)]
+    seen = f"{1 + len(views)} views (the image and its shifts {' '.join(str(list(s)) for s in views)})" if views \
+        else "1 view (the image alone)"
+    return f"averaging {seen} of {networks} network{'s' if networks != 1 else ''}"
+
+
 def load_network(path: str | Path, like: nn.Module, prefix: str = "network.",
                  checkpoint: dict[str, Any] | None = None) -> nn.Module:
     """A copy of `like` with the weights under `prefix` in the Lightning checkpoint at `path`.

@@ -13,6 +13,7 @@ from typing import Any
 
 from jsonargparse import Namespace
 from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.tensorboard import SummaryWriter
@@ -49,6 +50,18 @@ def log_root_of(trainer: Namespace) -> Path:
         return Path(default_root_dir or ".") / "lightning_logs"
     args = logger.init_args
     return Path(args.get("save_dir") or default_root_dir or ".") / (args.get("name") or "")
+
+
+def run_folder(trainer: Trainer) -> Path:
+    """The folder of the run's logger (default_root_dir without one), read on this process alone.
+
+    Not `trainer.log_dir`: under DDP that broadcasts process 0's answer, a collective call that
+    hangs both processes when process 0 alone makes it (in a hook that runs on process 0 only).
+    On the other processes a new run's logger may not know process 0's folder: use it there only
+    for a run already chosen (`--ckpt_path`), or not at all.
+    """
+    log_dir = getattr(trainer.logger, "log_dir", None)
+    return Path(log_dir or trainer.default_root_dir)
 
 
 def run_dir_of(checkpoint: str | Path) -> Path:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import fcntl
+import os
+import signal
 from pathlib import Path
 
-from digit_recognizer.callbacks.run_lock import LOCK_FILE, training_pid
+from filelock import FileLock
+
+from digit_recognizer.callbacks.run_lock import LOCK_FILE, PID_FILE, training_pid
 from digit_recognizer.runs import RunLogger
 
-from conftest import run_cli, tiny_run_args, write_tiny_data
+from conftest import run_cli, start_cli, tiny_run_args, wait_for, write_tiny_data
 from test_bad_input import one_line_error
 
 
@@ -36,10 +39,24 @@ def test_a_run_that_is_still_training_is_not_resumed(tmp_path):
     run_cli("fit", *args, cwd=tmp_path)
     run = tmp_path / "lightning_logs" / "version_0"
     assert training_pid(run) is None, "a finished run holds no lock"
-    with open(run / LOCK_FILE, "w") as lock:  # as a training process holds it
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        lock.write("4242")
-        lock.flush()
+    with FileLock(run / LOCK_FILE, timeout=0):  # as a training process holds it
+        (run / PID_FILE).write_text("4242")
         result = run_cli("fit", *args, "--ckpt_path", "last", cwd=tmp_path, check=False)
     assert "is still training (process 4242)" in one_line_error(result.returncode, result.stderr)
     run_cli("fit", *args, "--ckpt_path", "last", "--trainer.max_epochs", "2", cwd=tmp_path)  # free again: resumes
+
+
+def test_every_fit_locks_its_run_while_it_trains(tmp_path):
+    """The lock comes with every run (the standard callbacks), not from a test: a second `fit
+    --ckpt_path last` while the first one trains is refused, naming the first one's process."""
+    write_tiny_data(tmp_path)
+    args = tiny_run_args(tmp_path / "data", "--trainer.max_epochs", "1000")
+    training = start_cli("fit", *args, cwd=tmp_path)
+    try:
+        wait_for(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", training)
+        result = run_cli("fit", *args, "--ckpt_path", "last", cwd=tmp_path, check=False)
+        assert f"is still training (process {training.pid})" in one_line_error(result.returncode, result.stderr)
+    finally:
+        os.kill(training.pid, signal.SIGTERM)
+        training.communicate(timeout=120)
+    assert training_pid(tmp_path / "lightning_logs" / "version_0") is None, "the lock goes with the process"

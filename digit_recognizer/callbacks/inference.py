@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
+
+from digit_recognizer.checkpoints import INFERENCE_STATE
 
 from digit_recognizer.constants import IMAGE_SIZE
 from digit_recognizer.errors import UserError
-from digit_recognizer.inference import AveragedNetworks, Shift, network_from_checkpoint
+from digit_recognizer.inference import AveragedNetworks, Shift, describe_averaging, network_from_checkpoint
 
 EVALUATING = (TrainerFn.VALIDATING, TrainerFn.TESTING, TrainerFn.PREDICTING)
 
@@ -40,9 +45,24 @@ class InferenceAveraging(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Read the extra checkpoints early, so that a wrong one fails before any batch."""
-        if self.active and trainer.state.fn in EVALUATING:
+        if trainer.state.fn not in EVALUATING:
+            return
+        if self.active:
             # Each member is built from its own checkpoint's settings: an ensemble may mix networks.
             self.members = [network_from_checkpoint(path) for path in self.checkpoints]
+        rank_zero_info(f"{trainer.state.fn.value}: {describe_averaging(self.shifts, 1 + len(self.checkpoints))}")
+
+    @property
+    def state_key(self) -> str:
+        return INFERENCE_STATE
+
+    def state_dict(self) -> dict[str, Any]:
+        """The recipe's inference settings travel in the checkpoint: `predict`, `validate`, `test`
+        and `export` of the run use them without the recipe (cli.DigitCLI reads them)."""
+        return {"shifts": [list(shift) for shift in self.shifts], "checkpoints": list(self.checkpoints)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Nothing to restore: a resumed `fit` keeps the settings it is given."""
 
     def _swap_in(self, trainer: Trainer, pl_module: LightningModule) -> None:
         # After the checkpoint restore and model.eval(): the members join in eval mode on the device.

@@ -25,7 +25,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from digit_recognizer.runs import LAST
+from digit_recognizer.runs import LAST, run_folder
 
 
 class InterruptCheckpoint(Callback):
@@ -67,7 +67,7 @@ class InterruptCheckpoint(Callback):
     def checkpoint_path(trainer: Trainer) -> Path:
         """last.ckpt where the run's ModelCheckpoint keeps it, else in the run's checkpoints/ folder."""
         checkpoint = trainer.checkpoint_callback
-        folder = getattr(checkpoint, "dirpath", None) or Path(trainer.log_dir or trainer.default_root_dir) / "checkpoints"
+        folder = getattr(checkpoint, "dirpath", None) or run_folder(trainer) / "checkpoints"
         return Path(folder) / LAST
 
 

@@ -17,7 +17,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from digit_recognizer.constants import NUM_CLASSES, SUBMISSION_COLUMNS
 from digit_recognizer.errors import UserError
 from digit_recognizer.files import atomic_path, disk_full_is_a_user_error
-from digit_recognizer.runs import run_dir_of
+from digit_recognizer.runs import run_dir_of, run_folder
 
 SUBMISSION_FILE = "submission.csv"
 
@@ -44,7 +44,7 @@ class SubmissionWriter(BasePredictionWriter):
             return Path(self.path)
         if trainer.ckpt_path:
             return run_dir_of(trainer.ckpt_path) / SUBMISSION_FILE
-        return Path(trainer.log_dir or trainer.default_root_dir) / SUBMISSION_FILE
+        return run_folder(trainer) / SUBMISSION_FILE
 
     def write_on_epoch_end(
         self,

@@ -14,12 +14,12 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
 
-from digit_recognizer.checkpoints import network_settings, read_checkpoint
+from digit_recognizer.checkpoints import network_settings, read_checkpoint, recorded_inference
 from digit_recognizer.constants import TRAIN_FILE
 from digit_recognizer.errors import UserError
 from digit_recognizer.data.sources import existing_csv, resolve_data_dir
 from digit_recognizer.export import FORMATS, data_checksum, export_onnx, export_torchscript, write_model_card
-from digit_recognizer.inference import AveragedNetworks, network_from_checkpoint
+from digit_recognizer.inference import AveragedNetworks, describe_averaging, network_from_checkpoint
 from digit_recognizer.runs import find_checkpoint, log_root_of, run_dir_of
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -40,10 +40,14 @@ def main(argv: list[str], cli_class: type[LightningCLI]) -> None:
     cli = cli_class(args=recipe_args, run=False)  # the recipe's inference settings and data folder
     checkpoint_path = _resolve(options.ckpt_path, cli)
     contents = read_checkpoint(checkpoint_path)
+    recorded = recorded_inference(contents)
+    if recorded:  # the run's own views and networks, unless the recipe or the command line names others
+        cli = cli_class(args=recipe_args, run=False, inference_defaults=recorded)
     inference = cli.config.inference
     network = network_from_checkpoint(checkpoint_path, contents)
     members = [network_from_checkpoint(path) for path in inference.checkpoints or []]
     shifts = [tuple(shift) for shift in inference.shifts or []]
+    print(f"export: {describe_averaging(shifts, 1 + len(members))}")
     if members or shifts:
         network = AveragedNetworks([network, *members], shifts).eval()
     output = Path(options.output) if options.output else run_dir_of(checkpoint_path) / f"model{SUFFIXES[options.format]}"

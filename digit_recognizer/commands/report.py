@@ -108,9 +108,10 @@ def write_report(run_dir: str | Path, output_dir: str | Path | None = None) -> l
     return written
 
 
-def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) -> int:
+def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) -> int | None:
     """The projector embedding of a run that has none yet: its last.ckpt's network on the first
-    `max_images` images of the validation split the run recorded. Returns how many it embedded.
+    `max_images` images of the validation split the run recorded. Returns how many it embedded,
+    None for a run that trained on every row (no validation images to show).
 
     Written whole or not at all (`write_embedding_into`).
     """
@@ -124,7 +125,7 @@ def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) ->
     contents = read_checkpoint(path)
     split = recorded_split(path, contents)
     if not holds_rows_out(split):
-        raise UserError(f"{path}: trained on every row, so there is no validation split to embed")
+        return None
     recorded = (contents.get("datamodule_hyper_parameters") or {}).get("data_dir")
     data = KaggleDigitsDataModule(data_dir or recorded, download=False, **split)
     data.setup("validate")
@@ -146,4 +147,8 @@ def main(argv: list[str]) -> None:
     run_dir = Path(args.run_dir)
     if args.embedding_images > 0 and not (run_dir / PROJECTOR_CONFIG).is_file():
         count = write_run_embedding(run_dir, args.data_dir, args.embedding_images)
-        print(f"wrote the projector embedding of {count} validation images into {run_dir}")
+        if count is None:
+            print("no projector embedding: the projector shows validation images, and this run trained on "
+                  "every row (train with --data.val_fraction 0.1 to have some)")
+        else:
+            print(f"wrote the projector embedding of {count} validation images into {run_dir}")
