@@ -20,13 +20,14 @@ Curve = tuple[Sequence[float], Sequence[float]]  # (epochs, values)
 def confusion_matrix_figure(counts: np.ndarray, normalize: bool = False, title: str = "Confusion matrix") -> Figure:
     """Counts (rows: true label, columns: predicted), or each row as a percentage of that class.
 
-    440 x 420 pixels with 9-point numbers: legible at TensorBoard's default card width (335 px
-    and up) without "Show actual image size"; percentages are whole numbers, so they fit a cell.
+    340 x 330 pixels with 8-point numbers: about the width TensorBoard's Time Series shows an
+    image at by default (cards of 335 px and up), so it is legible without "Show actual image
+    size"; percentages are whole numbers, so they fit a cell.
     """
     counts = np.asarray(counts, dtype=float)
     values = 100 * counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
     classes = np.arange(len(counts))
-    figure = Figure(figsize=(4.4, 4.2), dpi=100, layout="constrained")
+    figure = Figure(figsize=(3.4, 3.3), dpi=100, layout="constrained")
     axes = figure.subplots()
     image = axes.imshow(values, cmap="Blues", vmin=0, vmax=100 if normalize else max(values.max(), 1))
     figure.colorbar(image, ax=axes, label="% of the true class" if normalize else "images", shrink=0.8)
@@ -35,13 +36,13 @@ def confusion_matrix_figure(counts: np.ndarray, normalize: bool = False, title: 
         if value == 0:
             continue  # empty cells stay blank: the few mistakes stand out
         text = f"{value:.0f}" if normalize else f"{int(value)}"
-        axes.text(col, row, text, ha="center", va="center", fontsize=9 if len(text) < 4 else 7,
+        axes.text(col, row, text, ha="center", va="center", fontsize=8 if len(text) < 4 else 6,
                   color="white" if value > threshold else "black")
     axes.set(xticks=classes, yticks=classes)
-    axes.set_xlabel("predicted", fontsize=10)
-    axes.set_ylabel("true", fontsize=10)
-    axes.tick_params(labelsize=9)
-    axes.set_title(f"{title}: {'% of each row' if normalize else 'counts'}\n{int(counts.sum())} images", fontsize=10)
+    axes.set_xlabel("predicted", fontsize=9)
+    axes.set_ylabel("true", fontsize=9)
+    axes.tick_params(labelsize=8, length=2)
+    axes.set_title(f"{title}: {'% of each row' if normalize else 'counts'}\n{int(counts.sum())} images", fontsize=9)
     return figure
 
 
@@ -62,19 +63,19 @@ def curves_figure(loss: Mapping[str, Curve], accuracy: Mapping[str, Curve], titl
 
 
 def wrong_images_figure(images: Tensor, labels: Tensor, predicted: Tensor, confidence: Tensor, rows: Tensor,
-                        per_row: int = 4) -> Figure:
+                        per_row: int = 3) -> Figure:
     """Wrong images (N, 1, 28, 28) in [0, 1], each captioned "true → predicted" over "confidence,
     line L", L being the image's line in the CSV (row + 2: the header is line 1; a row below 0 has
     no line).
 
-    Four to a row, 110 pixels a cell and 9-point captions: legible at TensorBoard's default card
-    width (335 px and up), where a wider grid was shrunk until only "Show actual image size" made
-    its captions readable.
+    Three to a row, 110 pixels a cell and 9-point captions: 345 pixels wide, about the width
+    TensorBoard's Time Series shows an image at by default, so the captions are legible there; a
+    wider grid was shrunk until only "Show actual image size" made them readable.
     """
     count = len(labels)
     columns = max(1, min(per_row, count))
     grid_rows = -(-count // columns)
-    figure = Figure(figsize=(1.15 * columns, 1.3 * grid_rows + 0.45), dpi=100, layout="constrained")
+    figure = Figure(figsize=(1.15 * columns, 1.3 * grid_rows + 0.5), dpi=100, layout="constrained")
     figure.suptitle("Most confidently wrong\ntrue → predicted, confidence, CSV line", fontsize=9)
     cells = np.atleast_1d(figure.subplots(grid_rows, columns, squeeze=False)).ravel()
     for i, axes in enumerate(cells):

@@ -107,7 +107,7 @@ class ClassificationInspector(Callback):
         embedding_images: At most this many validation images in the projector; 0: none.
     """
 
-    def __init__(self, num_mistakes: int = 32, mistakes_per_row: int = 4, pr_curves: bool = True,
+    def __init__(self, num_mistakes: int = 32, mistakes_per_row: int = 3, pr_curves: bool = True,
                  embedding_images: int = 1000) -> None:
         self.num_mistakes = num_mistakes
         self.mistakes_per_row = mistakes_per_row
