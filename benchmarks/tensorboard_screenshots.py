@@ -43,8 +43,7 @@ CARD_OF_IMAGE = """(() => {
 })()"""
 VIEWS = [
     ("tensorboard_landing.png", "/#custom_scalars", 12, None),
-    ("tensorboard_mistakes_card.png", "/?tagFilter=most_confident_mistakes#timeseries", 10,
-     CARD_OF_IMAGE),
+    ("tensorboard_mistakes_cards.png", "/?tagFilter=val_mistakes_by_digit#timeseries", 12, None),
     ("tensorboard_confusion_card.png", "/?tagFilter=val_confusion_matrix%2Fcounts#timeseries", 10,
      CARD_OF_IMAGE),
     ("tensorboard_pr_curves.png", "/#pr_curves", 10, None),

@@ -46,6 +46,33 @@ def confusion_matrix_figure(counts: np.ndarray, normalize: bool = False, title: 
     return figure
 
 
+def confusion_card_figure(counts: np.ndarray, normalize: bool = False, top: int = 8) -> Figure:
+    """The confusion matrix as TensorBoard's Time Series shows an image at its default size: 420 x
+    210 pixels (a card fits its image into about that), the matrix on the left, and the `top`
+    largest confusions as text on the right ("4 → 9   18"), which stay legible where the matrix's
+    own numbers cannot."""
+    counts = np.asarray(counts, dtype=float)
+    values = 100 * counts / np.maximum(counts.sum(axis=1, keepdims=True), 1) if normalize else counts
+    figure = Figure(figsize=(4.2, 2.1), dpi=100, layout="constrained")
+    matrix, listing = figure.subplots(1, 2, width_ratios=[1, 1])
+    matrix.imshow(values, cmap="Blues", vmin=0, vmax=100 if normalize else max(values.max(), 1))
+    classes = np.arange(len(counts))
+    matrix.set(xticks=classes, yticks=classes)
+    matrix.tick_params(labelsize=7, length=0, pad=1)
+    matrix.set_xlabel("predicted", fontsize=8, labelpad=1)
+    matrix.set_ylabel("true", fontsize=8, labelpad=1)
+    off = values.copy()
+    np.fill_diagonal(off, 0)
+    order = [divmod(int(i), len(counts)) for i in np.argsort(off, axis=None)[::-1][:top] if off.flat[int(i)] > 0]
+    unit = "% of true" if normalize else "images"
+    lines = [f"{int(counts.sum())} images", f"most confused ({unit}):"]
+    lines += [f"  {t} → {p}   {values[t, p]:.0f}" for t, p in order] or ["  none"]
+    listing.set_axis_off()
+    listing.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize=9, family="monospace", linespacing=1.25,
+                 transform=listing.transAxes)
+    return figure
+
+
 def curves_figure(loss: Mapping[str, Curve], accuracy: Mapping[str, Curve], title: str = "") -> Figure:
     """Loss and accuracy per epoch, one line per series name (e.g. "training", "validation")."""
     figure = Figure(figsize=(11, 4.5), dpi=100, layout="constrained")
@@ -63,7 +90,7 @@ def curves_figure(loss: Mapping[str, Curve], accuracy: Mapping[str, Curve], titl
 
 
 def wrong_images_figure(images: Tensor, labels: Tensor, predicted: Tensor, confidence: Tensor, rows: Tensor,
-                        per_row: int = 3) -> Figure:
+                        per_row: int = 3, title: str = "Most confidently wrong\ntrue → predicted, confidence, CSV line") -> Figure:
     """Wrong images (N, 1, 28, 28) in [0, 1], each captioned "true → predicted" over "confidence,
     line L", L being the image's line in the CSV (row + 2: the header is line 1; a row below 0 has
     no line).
@@ -75,8 +102,9 @@ def wrong_images_figure(images: Tensor, labels: Tensor, predicted: Tensor, confi
     count = len(labels)
     columns = max(1, min(per_row, count))
     grid_rows = -(-count // columns)
-    figure = Figure(figsize=(1.15 * columns, 1.3 * grid_rows + 0.5), dpi=100, layout="constrained")
-    figure.suptitle("Most confidently wrong\ntrue → predicted, confidence, CSV line", fontsize=9)
+    figure = Figure(figsize=(1.15 * columns, 1.3 * grid_rows + 0.15 + 0.15 * (title.count("\n") + 1)), dpi=100,
+                    layout="constrained")
+    figure.suptitle(title, fontsize=9)
     cells = np.atleast_1d(figure.subplots(grid_rows, columns, squeeze=False)).ravel()
     for i, axes in enumerate(cells):
         axes.set_axis_off()

@@ -96,7 +96,7 @@ def test_epoch_images_pr_curves_and_per_class_scores_share_the_epoch_metrics_ste
     assert epoch_steps == [e.step for e in events.Scalars("train/loss")] == [e.step for e in events.Scalars("val/acc_best")]
     for tag in ("val_f1/3", "val_precision/0", "val_recall/9"):
         assert [e.step for e in events.Scalars(tag)] == epoch_steps, tag
-    for tag in ("val_confusion_matrix/counts", "val/most_confident_mistakes"):
+    for tag in ("val_confusion_matrix/counts", "val/most_confident_mistakes", "val_mistakes_by_digit/0"):
         assert [e.step for e in events.Images(tag)] == epoch_steps, tag
     assert [e.step for e in events.Tensors("val_pr_curve/5")] == epoch_steps
 

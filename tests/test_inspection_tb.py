@@ -43,7 +43,7 @@ def fit(root: Path, data_dir: Path, inspector: ClassificationInspector, max_epoc
 
 
 def read_events(run: Path) -> EventAccumulator:
-    return EventAccumulator(str(run), size_guidance={"tensors": 0, "scalars": 0}).Reload()
+    return EventAccumulator(str(run), size_guidance={"tensors": 0, "scalars": 0, "images": 0}).Reload()
 
 
 def pr_curves(events: EventAccumulator, stage: str = "val") -> dict[int, list[np.ndarray]]:
@@ -166,6 +166,17 @@ def test_a_run_without_validation_says_so_and_has_the_same_columns(tiny_fit, tin
     assert hparams["model.network"].string_value == "DeotteCNN"
     assert hparams["model.network.args"].string_value == "defaults"  # built in Python, not from a config
     assert hparams["data.val_fraction"].number_value == 0
+
+
+def test_images_fit_a_time_series_card_at_its_default_size(tiny_fit):
+    """A card fits its image into about 390 x 215 pixels: bigger images shrink until unreadable."""
+    events = read_events(tiny_fit[0])
+    images = events.Tags()["images"]
+    by_digit = [tag for tag in images if tag.startswith("val_mistakes_by_digit/")]
+    assert by_digit, "the tiny run makes mistakes"
+    for tag in ["val_confusion_matrix/counts", "val_confusion_matrix/normalized", *by_digit]:
+        image = events.Images(tag)[-1]
+        assert image.width <= 430 and image.height <= 215, (tag, image.width, image.height)
 
 
 def test_older_checkpoints_best_accuracy_is_ignored():

@@ -38,9 +38,9 @@ from digit_recognizer.constants import (
     NUM_CLASSES,
     PIXEL_MAX,
     PROJECTOR_CONFIG,
-    STAGE_NAMES,
 )
 
+MISTAKES_BY_DIGIT_TAG = "mistakes_by_digit"  # "val_mistakes_by_digit/3": one card a true digit
 PR_CURVE_TAG = "pr_curve"  # "val_pr_curve/3": digit 3 against the rest
 EMBEDDING_TAG = "val_embedding"  # the Projector tab's validation images: "val_embedding/epoch_N"
 EMBEDDING_HEADER = ["label", "predicted"]
@@ -263,14 +263,27 @@ class ClassificationInspector(Callback):
                 writer.add_scalar(f"{stage}_{name}/{digit}", value, step)
         writer.add_tensor(f"{stage}_{CONFUSION_COUNTS_TAG}", counts.int(), step)
         for normalize, name in ((False, "counts"), (True, "normalized")):
-            figure = figures.confusion_matrix_figure(counts.numpy(), normalize, title=f"{STAGE_NAMES[stage]} confusion matrix")
+            figure = figures.confusion_card_figure(counts.numpy(), normalize)
             writer.add_figure(f"{stage}_confusion_matrix/{name}", figure, step)
         if len(mistakes["confidence"]):
             writer.add_figure(f"{stage}/{MISTAKES_TAG}", self._mistakes_figure(mistakes), step)
+            self._write_mistakes_by_digit(writer, stage, mistakes, step)
         if scores is not None and len(scores["labels"]):
             for digit in range(NUM_CLASSES):
                 writer.add_pr_curve(f"{stage}_{PR_CURVE_TAG}/{digit}", scores["labels"] == digit,
                                     scores["probabilities"][:, digit], step)
+
+    @staticmethod
+    def _write_mistakes_by_digit(writer: SummaryWriter, stage: str, mistakes: dict[str, Tensor], step: int) -> None:
+        """One card a true digit, its (up to) three most confident mistakes in one row: the size a
+        Time Series card shows an image at without "Show actual image size" (the whole grid above
+        is taller than a card and shrinks to fit it)."""
+        for digit in mistakes["labels"].unique().tolist():
+            keep = (mistakes["labels"] == digit).nonzero().flatten()[:3]  # already most confident first
+            chosen = {key: value[keep] for key, value in mistakes.items()}
+            figure = figures.wrong_images_figure(chosen["images"], chosen["labels"], chosen["predicted"], chosen["confidence"],
+                                                 chosen["rows"], title=f"true {digit}: most confidently wrong")
+            writer.add_figure(f"{stage}_{MISTAKES_BY_DIGIT_TAG}/{digit}", figure, step)
 
     def _mistakes_figure(self, mistakes: dict[str, Tensor]) -> Figure:
         # The CSV's line under each image, so a suspicious label can be looked up.
