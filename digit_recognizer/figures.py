@@ -100,7 +100,7 @@ def wrong_images_figure(images: Tensor, labels: Tensor, predicted: Tensor, confi
     wider grid was shrunk until only "Show actual image size" made them readable.
     """
     count = len(labels)
-    columns = max(1, min(per_row, count))
+    columns = per_row  # the same width whatever the count: a caption or title is never cut
     grid_rows = -(-count // columns)
     figure = Figure(figsize=(1.15 * columns, 1.3 * grid_rows + 0.15 + 0.15 * (title.count("\n") + 1)), dpi=100,
                     layout="constrained")
