@@ -168,7 +168,7 @@ def full_recipe(args: argparse.Namespace) -> tuple[float, str]:
     cli = DigitCLI(args=["fit", *cli_args(args, "--trainer.logger.init_args.save_dir", args.log_dir)])
     seconds = time.perf_counter() - start
     metrics = cli.trainer.callback_metrics
-    scored = (f"val/acc last {float(metrics['val/acc']):.4f}, best {float(metrics['hp_metric']):.4f}"
+    scored = (f"val/acc last {float(metrics['val/acc']):.4f}, best {float(metrics['val/acc_best']):.4f}"
               if "val/acc" in metrics else "no validation split")
     return seconds, f"{cli.trainer.current_epoch} epochs of {len(cli.datamodule.train_set):,} images; {scored}"
 

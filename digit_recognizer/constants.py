@@ -16,3 +16,4 @@ CONFUSION_COUNTS_TAG = "confusion_matrix/raw_counts"  # prefixed by stage: the r
 MISTAKES_TAG = "most_confident_mistakes"  # "val/..." or "test/...": the logged grid of wrong images
 PROJECTOR_CONFIG = "projector_config.pbtxt"  # TensorBoard's list of a run's embeddings
 STAGE_NAMES = {"val": "Validation", "test": "Test"}
+EPOCH_TAG = "trainer/epoch"  # Lightning's epoch counter ("epoch" in its own logger): out of the Time Series' lead

@@ -173,7 +173,7 @@ def write_out_of_fold(checkpoints: Sequence[str], folder: Path, shifts: Sequence
         images = to_model_input(_train_images(checkpoints[0], data_dir)[rows])
         figure = figures.wrong_images_figure(images, torch.as_tensor(worst["label"].to_numpy()),
                                              torch.as_tensor(worst["predicted"].to_numpy()),
-                                             torch.as_tensor(worst["confidence"].to_numpy()), rows, per_row=8)
+                                             torch.as_tensor(worst["confidence"].to_numpy()), rows)
         with atomic_path(folder / "oof_mistakes.png") as tmp:
             figure.savefig(tmp, format="png")
     lines = [f"out-of-fold accuracy: {summary['accuracy']:.5f} ± {summary['standard_error']:.5f} "

@@ -19,6 +19,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.tensorboard import SummaryWriter
 
 from digit_recognizer.checkpoints import read_checkpoint
+from digit_recognizer.constants import EPOCH_TAG
 from digit_recognizer.errors import CheckpointError
 
 LAST = "last.ckpt"
@@ -155,6 +156,14 @@ class RunLogger(TensorBoardLogger):
             folder = Path(self.log_dir)
             self._files_before = set(folder.iterdir()) if folder.is_dir() else set()
         return super().experiment
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        """Lightning's epoch counter, which it logs beside every metric as "epoch", as EPOCH_TAG:
+        TensorBoard's Time Series sorts groups by name and expands the first two, and "epoch" led."""
+        if "epoch" in metrics:
+            metrics = {(EPOCH_TAG if key == "epoch" else key): value for key, value in metrics.items()}
+        super().log_metrics(metrics, step)
 
     def discard(self) -> None:
         """Close the event file and remove what this process added to the run folder."""

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,7 +33,7 @@ from digit_recognizer.commands.report import CONFUSION_FILE, CURVES_FILE, MISTAK
 VAL_SIZE = 21  # 10% of 210 rows, stratified: 3 of class 0, 2 of every other; odd, so DDP shards differ
 PER_CLASS = ("precision", "recall", "f1")
 CURVES_SIZE = (450, 1100)  # (height, width): figsize x dpi in figures.py
-CONFUSION_SIZE = (550, 600)
+CONFUSION_SIZE = (330, 340)
 
 
 def write_train_csv(folder: Path, rows: int = 210) -> Path:
@@ -69,12 +70,12 @@ def test_event_files_hold_every_tag_with_finite_in_range_values(tiny_run):
     scalars = set(events.Tags()["scalars"])
     per_class = {f"{stage}_{name}/{digit}" for stage in ("val", "test") for name in PER_CLASS for digit in range(10)}
     expected = {"train/loss", "train/loss_step", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc",
-                "lr-RMSprop", "time/epoch_seconds", "time/images_per_second", "hp_metric", *per_class}
+                "lr-RMSprop", "time/epoch_seconds", "time/images_per_second", "val/acc_best", *per_class}
     assert expected <= scalars, expected - scalars
     for tag in expected:
         values = [e.value for e in events.Scalars(tag)]
         assert values and all(math.isfinite(v) for v in values), tag
-        if tag.endswith("acc") or tag.split("_")[-1].startswith(PER_CLASS) or tag == "hp_metric":
+        if tag.endswith("acc") or tag.split("_")[-1].startswith(PER_CLASS) or tag == "val/acc_best":
             assert all(0 <= v <= 1 for v in values), (tag, values)
         else:  # losses, learning rate, times
             assert all(v > 0 for v in values), (tag, values)
@@ -82,9 +83,22 @@ def test_event_files_hold_every_tag_with_finite_in_range_values(tiny_run):
     assert len(events.Scalars("val/acc")) == 2 and len(events.Scalars("time/epoch_seconds")) == 2
     assert len(events.Scalars("train/loss_step")) >= 3  # per step, not only per epoch
     best = max(e.value for e in events.Scalars("val/acc"))
-    assert events.Scalars("hp_metric")[-1].value == pytest.approx(best)
+    assert events.Scalars("val/acc_best")[-1].value == pytest.approx(best)
+    assert "hp_metric" not in scalars and "epoch" not in scalars, "no copy of val/acc_best; the epoch counter is trainer/epoch"
+    assert max(e.value for e in events.Scalars("trainer/epoch")) == 1  # epochs 0 and 1 (a later `test` logs 0)
     assert {"val_confusion_matrix/counts", "val_confusion_matrix/normalized", "val/most_confident_mistakes",
             "test_confusion_matrix/counts", "test_confusion_matrix/normalized"} <= set(events.Tags()["images"])
+
+
+def test_epoch_images_pr_curves_and_per_class_scores_share_the_epoch_metrics_step(tiny_run):
+    events = read_events(tiny_run)
+    epoch_steps = [e.step for e in events.Scalars("val/acc")]
+    assert epoch_steps == [e.step for e in events.Scalars("train/loss")] == [e.step for e in events.Scalars("val/acc_best")]
+    for tag in ("val_f1/3", "val_precision/0", "val_recall/9"):
+        assert [e.step for e in events.Scalars(tag)] == epoch_steps, tag
+    for tag in ("val_confusion_matrix/counts", "val/most_confident_mistakes", "val_mistakes_by_digit/0"):
+        assert [e.step for e in events.Images(tag)] == epoch_steps, tag
+    assert [e.step for e in events.Tensors("val_pr_curve/5")] == epoch_steps
 
 
 def test_step_loss_is_logged_on_every_step_lightning_writes(tmp_path: Path):
@@ -192,7 +206,8 @@ def get_json(url: str, post: dict | None = None) -> dict:
         return json.load(response)
 
 
-def test_tensorboard_server_lists_the_runs_tags(tiny_run):
+def test_tensorboard_server_has_every_plugins_data_for_the_run(tiny_run):
+    """A real TensorBoard, asked through its HTTP data API, as its pages ask it."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(tiny_run.parent), "--host", "127.0.0.1",
@@ -209,17 +224,33 @@ def test_tensorboard_server_lists_the_runs_tags(tiny_run):
             except OSError:  # not listening yet
                 pass
             time.sleep(0.5)
-        assert {"train/loss", "val/acc", "time/images_per_second", "val_f1/0", "hp_metric"} <= set(scalars[run])
+        assert {"train/loss", "val/acc", "val/acc_best", "time/images_per_second", "val_f1/0"} <= set(scalars[run])
+        assert "hp_metric" not in scalars[run]
+        layout = get_json(f"{base}/custom_scalars/layout")
+        charts = {chart["title"]: chart["multiline"]["tag"] for category in layout["category"] for chart in category["chart"]}
+        loss = next(tags for title, tags in charts.items() if title.startswith("loss"))
+        assert loss == ["train/loss$", "val/loss$"]
+        lines = get_json(f"{base}/custom_scalars/scalars?run={run}&tag=" + urllib.parse.quote("val/loss$|train/loss$"))
+        assert set(lines["tag_to_events"]) == {"train/loss", "val/loss"}
         images = get_json(f"{base}/images/tags")[run]
         assert {"val_confusion_matrix/counts", "val_confusion_matrix/normalized", "val/most_confident_mistakes"} <= set(images)
+        assert {f"val_pr_curve/{digit}" for digit in range(10)} <= set(get_json(f"{base}/pr_curves/tags")[run])
+        assert run in get_json(f"{base}/projector/runs")
+        config = get_json(f"{base}/projector/info?run={run}")
+        assert [e["tensorName"] for e in config["embeddings"]] == ["val_embedding/epoch_2"]
         request = {"experimentName": "", "allowedStatuses": ["STATUS_SUCCESS", "STATUS_UNKNOWN"], "colParams": [],
                    "startIndex": 0, "sliceSize": 10}
+        experiment = get_json(f"{base}/hparams/experiment", {"experimentName": ""})
+        assert [m["name"]["tag"] for m in experiment["metricInfos"]][:2] == ["val/acc_best", "val/loss"]
         (group,) = get_json(f"{base}/hparams/session_groups", request)["sessionGroups"]
-        assert {"batch_size", "network/init_args/conv_dropout", "label_smoothing", "optimizer/name", "optimizer/lr", "scheduler",
-                "max_epochs"} <= set(group["hparams"])
-        assert group["hparams"]["optimizer/lr"] == pytest.approx(1e-3) and group["hparams"]["max_epochs"] == 2
+        hparams = group["hparams"]
+        assert {"data.batch_size", "model.network", "model.network.args", "model.label_smoothing", "model.optimizer",
+                "model.optimizer.lr", "model.scheduler", "trainer.max_epochs", "seed_everything"} <= set(hparams)
+        assert hparams["model.optimizer.lr"] == pytest.approx(1e-3) and hparams["trainer.max_epochs"] == 2
+        assert hparams["data.augment"] is True and hparams["model.network"] == "DigitCNN"
         best = max(e.value for e in read_events(tiny_run).Scalars("val/acc"))
-        assert [(m["name"]["tag"], m["value"]) for m in group["metricValues"]] == [("hp_metric", pytest.approx(best))]
+        metrics = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
+        assert metrics["val/acc_best"] == pytest.approx(best)
     finally:
         server.terminate()
         server.wait(timeout=30)

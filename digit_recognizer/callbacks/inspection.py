@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from google.protobuf import text_format
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from matplotlib.figure import Figure
+from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics import MetricCollection
@@ -28,6 +30,7 @@ from torchmetrics.classification import (
 )
 
 from digit_recognizer import figures
+from digit_recognizer.callbacks import dashboard
 from digit_recognizer.constants import (
     CONFUSION_COUNTS_TAG,
     IMAGE_SIZE,
@@ -35,31 +38,17 @@ from digit_recognizer.constants import (
     NUM_CLASSES,
     PIXEL_MAX,
     PROJECTOR_CONFIG,
-    STAGE_NAMES,
 )
 
-BEST_METRIC = "hp_metric"  # TensorBoardLogger's name for the HParams tab's metric
+MISTAKES_BY_DIGIT_TAG = "mistakes_by_digit"  # "val_mistakes_by_digit/3": one card a true digit
 PR_CURVE_TAG = "pr_curve"  # "val_pr_curve/3": digit 3 against the rest
-EMBEDDING_TAG = "val_embedding"  # the Projector tab's validation images
+EMBEDDING_TAG = "val_embedding"  # the Projector tab's validation images: "val_embedding/epoch_N"
 EMBEDDING_HEADER = ["label", "predicted"]
 
 
 def tensorboard_logger(trainer: Trainer) -> TensorBoardLogger | None:
     """The run's TensorBoardLogger, if it has one."""
     return next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
-
-
-def run_hparams(trainer: Trainer, logger: TensorBoardLogger) -> dict[str, Any]:
-    """What the HParams tab compares: the module's and data module's arguments (as Lightning
-    recorded them), the optimizer and its settings, the scheduler and the epoch budget."""
-    params = {key: value for key, value in logger.hparams.items() if not key.startswith("_")}
-    optimizer = trainer.optimizers[0]
-    params["optimizer"] = {"name": type(optimizer).__name__,
-                           **{k: v for k, v in optimizer.defaults.items() if isinstance(v, (int, float, str))}}
-    schedulers = trainer.lr_scheduler_configs
-    params["scheduler"] = type(schedulers[0].scheduler).__name__ if schedulers else "none"
-    params["max_epochs"] = trainer.max_epochs
-    return params
 
 
 class EpochTimer(Callback):
@@ -98,15 +87,18 @@ class ClassificationInspector(Callback):
 
     Writes the confusion matrix as images (counts and row-normalised) and as a tensor of counts,
     per-class precision, recall and F1 as scalars, a grid of the most confidently wrong images
-    labelled with truth and prediction, and (during fit) the best validation accuracy so far as
-    the HParams tab's metric with the module's and data module's hyperparameters. Under DDP the torchmetrics states are summed over processes, and the
-    data module's evaluation loaders give every image to exactly one process.
+    labelled with truth and prediction, all at the step Lightning writes the epoch's metrics at.
+    At the start of `fit` it writes what the run's TensorBoard opens on (`dashboard`): the Custom
+    Scalars landing layout, the HParams row of the recipe's choices (its metric is the module's
+    own `val/acc_best`) and, for a run without validation, a text card that says so. Under DDP the
+    torchmetrics states are summed over processes, and the data module's evaluation loaders give
+    every image to exactly one process; only rank zero writes, and it calls no collective alone.
 
     With `pr_curves`, each digit's precision-recall curve (that digit against the rest, from the
     epoch's class probabilities, gathered from every process) goes to the PR Curves tab. With
     `embedding_images`, the end of fit puts that many images of the last validation epoch (rank
-    zero's share) into the Projector tab: the final network's penultimate-layer activations,
-    labelled with truth and prediction (`write_embedding`).
+    zero's share) into the Projector tab as `val_embedding/epoch_N`: the final network's
+    penultimate-layer activations, labelled with truth and prediction (`write_embedding`).
 
     Args:
         num_mistakes: How many of the most confidently wrong images to show.
@@ -115,7 +107,7 @@ class ClassificationInspector(Callback):
         embedding_images: At most this many validation images in the projector; 0: none.
     """
 
-    def __init__(self, num_mistakes: int = 32, mistakes_per_row: int = 8, pr_curves: bool = True,
+    def __init__(self, num_mistakes: int = 32, mistakes_per_row: int = 3, pr_curves: bool = True,
                  embedding_images: int = 1000) -> None:
         self.num_mistakes = num_mistakes
         self.mistakes_per_row = mistakes_per_row
@@ -130,7 +122,6 @@ class ClassificationInspector(Callback):
         self.mistakes: dict[str, Tensor] = {}
         self.scores: dict[str, list[Tensor]] = {"probabilities": [], "labels": []}
         self.embedded: dict[str, list[Tensor]] = {"images": [], "labels": []}
-        self.best_accuracy: float | None = None
 
     # -- collecting ---------------------------------------------------------------------------
 
@@ -174,6 +165,19 @@ class ClassificationInspector(Callback):
             self.embedded["images"].append(images[:room].detach())
             self.embedded["labels"].append(labels[:room])
 
+    @rank_zero_only
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """The landing layout, the HParams row and the no-validation note: written by rank zero
+        alone, with no collective (the logger's folder is rank zero's own)."""
+        logger = tensorboard_logger(trainer)
+        if logger is None:
+            return  # _write warns at the first validation
+        writer: SummaryWriter = logger.experiment
+        dashboard.write_landing_layout(writer)
+        dashboard.write_hparams(writer, dashboard.recipe_hparams(trainer, pl_module))
+        if not dashboard.has_validation(trainer):
+            dashboard.write_no_validation_note(writer, dashboard.logged_step(trainer))
+
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._start(pl_module)
         if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
@@ -198,17 +202,6 @@ class ClassificationInspector(Callback):
         if trainer.sanity_checking:
             return
         self._report(trainer, pl_module, "val")
-        accuracy = trainer.callback_metrics.get("val/acc")
-        if accuracy is None or trainer.state.fn != TrainerFn.FITTING:
-            return  # the HParams metric describes training runs; `validate` must not overwrite it
-        first = self.best_accuracy is None
-        self.best_accuracy = max(float(accuracy), self.best_accuracy or 0.0)
-        logger = tensorboard_logger(trainer)
-        if first and logger is not None:
-            # The HParams session, written once a real value exists (configs set default_hp_metric:
-            # false, so Lightning writes no -1 placeholder, which `test` would also write again).
-            logger.log_hyperparams(run_hparams(trainer, logger), {BEST_METRIC: self.best_accuracy}, trainer.global_step)
-        pl_module.log(BEST_METRIC, self.best_accuracy, sync_dist=True)
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._report(trainer, pl_module, "test")
@@ -227,7 +220,7 @@ class ClassificationInspector(Callback):
         images, labels = (torch.cat(self.embedded[key]) for key in ("images", "labels"))
         try:
             write_embedding_into(Path(logger.log_dir), network, images, labels, self.embedding_images,
-                                 global_step=trainer.global_step)
+                                 epoch=trainer.current_epoch)
         except ValueError as exc:  # a network without an nn.Linear has no penultimate layer to show
             rank_zero_warn(f"ClassificationInspector wrote no projector embedding: {exc}")
 
@@ -264,31 +257,42 @@ class ClassificationInspector(Callback):
             rank_zero_warn("ClassificationInspector writes into a TensorBoardLogger's run; this run has none")
             return
         writer: SummaryWriter = logger.experiment
-        step = trainer.global_step
+        step = dashboard.logged_step(trainer)  # the epoch's val/acc is at this step too
         for name, values in per_class.items():
             for digit, value in enumerate(values.tolist()):
                 writer.add_scalar(f"{stage}_{name}/{digit}", value, step)
         writer.add_tensor(f"{stage}_{CONFUSION_COUNTS_TAG}", counts.int(), step)
         for normalize, name in ((False, "counts"), (True, "normalized")):
-            figure = figures.confusion_matrix_figure(counts.numpy(), normalize, title=f"{STAGE_NAMES[stage]} confusion matrix")
+            figure = figures.confusion_card_figure(counts.numpy(), normalize)
             writer.add_figure(f"{stage}_confusion_matrix/{name}", figure, step)
         if len(mistakes["confidence"]):
             writer.add_figure(f"{stage}/{MISTAKES_TAG}", self._mistakes_figure(mistakes), step)
+            self._write_mistakes_by_digit(writer, stage, mistakes, step)
         if scores is not None and len(scores["labels"]):
             for digit in range(NUM_CLASSES):
                 writer.add_pr_curve(f"{stage}_{PR_CURVE_TAG}/{digit}", scores["labels"] == digit,
                                     scores["probabilities"][:, digit], step)
+
+    @staticmethod
+    def _write_mistakes_by_digit(writer: SummaryWriter, stage: str, mistakes: dict[str, Tensor], step: int) -> None:
+        """One card a true digit, its (up to) three most confident mistakes in one row: the size a
+        Time Series card shows an image at without "Show actual image size" (the whole grid above
+        is taller than a card and shrinks to fit it)."""
+        for digit in mistakes["labels"].unique().tolist():
+            keep = (mistakes["labels"] == digit).nonzero().flatten()[:3]  # already most confident first
+            chosen = {key: value[keep] for key, value in mistakes.items()}
+            figure = figures.wrong_images_figure(chosen["images"], chosen["labels"], chosen["predicted"], chosen["confidence"],
+                                                 chosen["rows"], title=f"true {digit}: most confidently wrong")
+            writer.add_figure(f"{stage}_{MISTAKES_BY_DIGIT_TAG}/{digit}", figure, step)
 
     def _mistakes_figure(self, mistakes: dict[str, Tensor]) -> Figure:
         # The CSV's line under each image, so a suspicious label can be looked up.
         return figures.wrong_images_figure(mistakes["images"], mistakes["labels"], mistakes["predicted"],
                                            mistakes["confidence"], mistakes["rows"], self.mistakes_per_row)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"best_accuracy": self.best_accuracy}
-
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.best_accuracy = state_dict.get("best_accuracy")
+        """Nothing to restore: checkpoints of earlier versions hold a `best_accuracy` (the old copy
+        of `val/acc_best`), which is ignored."""
 
 
 def _gather_rows(pl_module: LightningModule, rows: Tensor) -> Tensor:
@@ -369,34 +373,54 @@ def write_embedding(writer: SummaryWriter, network: nn.Module, images: Tensor, l
     return len(images)
 
 
+def embedding_name(epoch: int) -> str:
+    """The projector's name of the validation embedding after `epoch` epochs, and its folder in the run."""
+    return f"{EMBEDDING_TAG}/epoch_{epoch}"
+
+
 def write_embedding_into(run_dir: Path, network: nn.Module, images: Tensor, labels: Tensor, max_images: int,
-                         *, global_step: int = 0) -> int:
-    """`write_embedding` into the run folder `run_dir`, whole or not at all; returns how many images.
+                         *, epoch: int) -> int:
+    """`write_embedding` into the run folder `run_dir` as `val_embedding/epoch_N` (its folder too),
+    whole or not at all; returns how many images.
 
     TensorBoard's writer puts each file straight into place, so a stop midway (SIGTERM, Ctrl-C at
     the end of `fit` or during `report`) would leave a half-written embedding. It is written into a
     hidden folder of the run instead (removed on any end but `kill -9`), and moved in when complete.
+    The writer names an embedding `TAG:STEP` in a folder `STEP/TAG` (`00018/val_embedding`): the
+    move renames both after the epoch, which is what a user knows the run by.
     """
     with tempfile.TemporaryDirectory(dir=run_dir, prefix=".embedding-") as staging:
         with SummaryWriter(staging) as writer:
-            count = write_embedding(writer, network, images, labels, max_images, global_step=global_step)
-        _move_embedding(Path(staging), run_dir)
+            count = write_embedding(writer, network, images, labels, max_images)
+        if count:
+            _move_embedding(Path(staging), run_dir, embedding_name(epoch))
     return count
 
 
-def _move_embedding(staging: Path, run_dir: Path) -> None:
-    """Move a finished embedding from `staging` (a SummaryWriter's folder) into `run_dir`.
+def _move_embedding(staging: Path, run_dir: Path, name: str) -> None:
+    """Move the finished embedding that `write_embedding` left in `staging` (a SummaryWriter's
+    folder, step 0) into `run_dir/NAME`, and list it there as NAME.
 
-    Its folders first, each in one rename (replacing what an earlier, stopped attempt left: no
-    projector config refers to that), then the projector config, also in one rename: the config
-    appears only once everything it lists is in place. The writer's event file stays behind: the
-    run's own event files already make the run folder a TensorBoard run.
+    The folder first, in one rename (replacing what an earlier, stopped attempt left: no projector
+    config refers to that; older epochs' folders go, as the config lists the newest only), then the
+    projector config, also in one rename: the config appears only once everything it lists is in
+    place. The writer's event file stays behind: the run's own event files make the run folder a
+    TensorBoard run.
     """
-    for folder in staging.glob("*/*"):
-        if folder.is_dir():  # STEP/TAG
-            target = run_dir / folder.relative_to(staging)
-            if target.exists():
-                shutil.rmtree(target)
-            target.parent.mkdir(exist_ok=True)
-            os.replace(folder, target)
+    config = text_format.Parse((staging / PROJECTOR_CONFIG).read_text(), ProjectorConfig())
+    (embedding,) = config.embeddings
+    source = staging / Path(embedding.tensor_path).parent
+    target = run_dir / name
+    for stale in target.parent.glob("*") if target.parent.is_dir() else []:
+        if stale.is_dir() and stale != target:
+            shutil.rmtree(stale)
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(exist_ok=True)
+    os.replace(source, target)
+    embedding.tensor_name = name
+    embedding.tensor_path = f"{name}/{Path(embedding.tensor_path).name}"
+    embedding.metadata_path = f"{name}/{Path(embedding.metadata_path).name}"
+    embedding.sprite.image_path = f"{name}/{Path(embedding.sprite.image_path).name}"
+    (staging / PROJECTOR_CONFIG).write_text(text_format.MessageToString(config))
     os.replace(staging / PROJECTOR_CONFIG, run_dir / PROJECTOR_CONFIG)

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.util.tensor_util import make_ndarray
 
 from digit_recognizer import figures
-from digit_recognizer.constants import CONFUSION_COUNTS_TAG, MISTAKES_TAG, PROJECTOR_CONFIG, STAGE_NAMES
+from digit_recognizer.constants import CONFUSION_COUNTS_TAG, EPOCH_TAG, MISTAKES_TAG, PROJECTOR_CONFIG, STAGE_NAMES
 from digit_recognizer.errors import UserError
 from digit_recognizer.files import atomic_path
 
@@ -47,10 +47,11 @@ def epoch_curves(runs: list[EventAccumulator], metric: str) -> dict[str, figures
     points: dict[str, dict[int, float]] = {label: {} for label in SERIES}
     for events in runs:
         scalars = set(events.Tags()["scalars"])
-        if "train/loss" not in scalars or "epoch" not in scalars:
+        epoch_tag = EPOCH_TAG if EPOCH_TAG in scalars else "epoch"  # "epoch" in runs of earlier versions
+        if "train/loss" not in scalars or epoch_tag not in scalars:
             continue
         # Lightning logs the epoch beside every scalar; its steps place the per-epoch values.
-        epoch_at_step = {e.step: int(e.value) + 1 for e in events.Scalars("epoch")}
+        epoch_at_step = {e.step: int(e.value) + 1 for e in events.Scalars(epoch_tag)}
         for label, stage in SERIES.items():
             if f"{stage}/{metric}" in scalars:  # a resumed run repeats an epoch: the last value wins
                 points[label].update({epoch_at_step[e.step]: e.value for e in events.Scalars(f"{stage}/{metric}")
@@ -130,7 +131,7 @@ def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) ->
     data = KaggleDigitsDataModule(data_dir or recorded, download=False, **split)
     data.setup("validate")
     return write_embedding_into(run_dir, network_from_checkpoint(path, contents), data.val_set.images,
-                                data.val_set.labels, max_images, global_step=int(contents.get("global_step", 0)))
+                                data.val_set.labels, max_images, epoch=int(contents.get("epoch", 0)) + 1)
 
 
 def main(argv: list[str]) -> None:
