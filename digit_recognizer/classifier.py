@@ -23,18 +23,18 @@ from torch.optim import Optimizer
 from torchmetrics import MaxMetric, MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-from digit_recognizer.checkpoints import CHECKPOINT_FORMAT, FORMAT_KEY
+from digit_recognizer.checkpoints import CHECKPOINT_FORMAT
 from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
 from digit_recognizer.data.step_groups import StepGroup
 from digit_recognizer.errors import UserError
 from digit_recognizer.models import DigitCNN
+from digit_recognizer.names import BEST_ACCURACY, FORMAT_KEY
 from digit_recognizer.training.averaging import SWAWeightAveraging
 from digit_recognizer.training.distillation import Distillation
 from digit_recognizer.training.grouped_steps import CtrlCHold, DirectSteps
 from digit_recognizer.training.schedules import build_scheduler, check_schedule_length
 
 EVALUATION_STAGES = ("val", "test")
-BEST_ACCURACY = "val/acc_best"
 CompileMode = Literal["default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"]
 
 

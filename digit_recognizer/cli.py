@@ -18,6 +18,7 @@ What LightningCLI does not do, and this module adds:
 from __future__ import annotations
 
 import difflib
+import inspect
 import os
 import re
 import signal
@@ -68,7 +69,8 @@ from digit_recognizer.classifier import DigitClassifier
 from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.errors import CheckpointError, UserError
 from digit_recognizer.recipes import default_config, recipe_path
-from digit_recognizer.runs import LAST, RunLogger, file_logger, find_checkpoint, log_root_of, run_dir_of
+from digit_recognizer.names import LAST
+from digit_recognizer.runs import RunLogger, file_logger, find_checkpoint, log_root_of, run_dir_of
 
 TRAINER_COMMANDS = ("fit", "validate", "test", "predict")
 EVALUATING = ("validate", "test", "predict")
@@ -174,7 +176,8 @@ class DigitCLI(LightningCLI):
             subparser.set_defaults({f"inference.{key}": value for key, value in recorded.items()})
             self.config = self.parser.parse_args(self._args)
             self.config[subcommand].ckpt_path = ckpt_path  # `last` / `best` as resolved
-        hparams = migrate_hyperparameters(ckpt_path, contents.get("hyper_parameters", {}))
+        known = set(inspect.signature(DigitClassifier.__init__).parameters) - {"self"}
+        hparams = migrate_hyperparameters(ckpt_path, contents.get("hyper_parameters", {}), known)
         if not hparams:
             return
         parsers = [self.parser, *getattr(self.parser._subcommands_action, "_name_parser_map", {}).values()]

@@ -30,6 +30,7 @@ from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_in
 from digit_recognizer.errors import UserError
 from digit_recognizer.files import atomic_path
 from digit_recognizer.inference import AveragedNetworks, Shift, network_from_checkpoint
+from digit_recognizer.names import OOF_FILE, OOF_SUMMARY
 
 ONE_PIXEL: list[Shift] = [(1, 0), (-1, 0), (0, 1), (0, -1)]
 
@@ -91,10 +92,6 @@ def shared_mistake_counts(predictions: Tensor, labels: Tensor) -> Counter[int]:
     """(networks, N) predicted classes and (N,) labels -> {k: images wrong in exactly k networks}."""
     wrong_in = (predictions != labels).sum(0)
     return Counter(wrong_in[wrong_in > 0].tolist())
-
-
-OOF_FILE = "oof.csv"
-OOF_SUMMARY = "oof.json"
 
 
 @torch.no_grad()

@@ -19,10 +19,9 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.tensorboard import SummaryWriter
 
 from digit_recognizer.checkpoints import read_checkpoint
-from digit_recognizer.constants import EPOCH_TAG
+from digit_recognizer.names import EPOCH_TAG, LAST
 from digit_recognizer.errors import CheckpointError
 
-LAST = "last.ckpt"
 _FILE_LOGGERS = ("TensorBoardLogger", "CSVLogger", "RunLogger")
 _VERSION = re.compile(r"^version_(\d+)$")
 
@@ -63,6 +62,11 @@ def run_folder(trainer: Trainer) -> Path:
     """
     log_dir = getattr(trainer.logger, "log_dir", None)
     return Path(log_dir or trainer.default_root_dir)
+
+
+def tensorboard_logger(trainer: Trainer) -> TensorBoardLogger | None:
+    """The run's TensorBoardLogger, if it has one."""
+    return next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
 
 
 def run_dir_of(checkpoint: str | Path) -> Path:

@@ -1,7 +1,8 @@
 """Callbacks that observe a run and write its outputs, and keep it resumable."""
 
 from digit_recognizer.callbacks.inference import InferenceAveraging
-from digit_recognizer.callbacks.inspection import ClassificationInspector, EpochTimer
+from digit_recognizer.callbacks.epoch_timer import EpochTimer
+from digit_recognizer.callbacks.inspection import ClassificationInspector
 from digit_recognizer.callbacks.interruption import InterruptCheckpoint
 from digit_recognizer.callbacks.random_state import RandomStateCheckpoint
 from digit_recognizer.callbacks.report_writer import ReportWriter

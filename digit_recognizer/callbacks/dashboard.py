@@ -21,7 +21,8 @@ from lightning.pytorch.callbacks import WeightAveraging
 from tensorboard.plugins.hparams import summary_v2 as hp
 from torch.utils.tensorboard import SummaryWriter
 
-BEST_ACCURACY = "val/acc_best"  # DigitClassifier's MaxMetric: the HParams tab's first metric
+from digit_recognizer.names import BEST_ACCURACY
+
 HPARAMS_METRICS = {  # tag: column title; the hparams plugin reads each run's last value of the tag
     BEST_ACCURACY: "best val accuracy",
     "val/loss": "val loss",

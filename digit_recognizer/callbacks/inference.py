@@ -9,11 +9,11 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
-from digit_recognizer.checkpoints import INFERENCE_STATE
 
 from digit_recognizer.constants import IMAGE_SIZE
 from digit_recognizer.errors import UserError
 from digit_recognizer.inference import AveragedNetworks, Shift, describe_averaging, network_from_checkpoint
+from digit_recognizer.names import INFERENCE_STATE
 
 EVALUATING = (TrainerFn.VALIDATING, TrainerFn.TESTING, TrainerFn.PREDICTING)
 

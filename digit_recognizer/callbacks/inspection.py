@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
-from google.protobuf import text_format
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from matplotlib.figure import Figure
-from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torchmetrics import MetricCollection
+from torchmetrics.utilities.distributed import gather_all_tensors
 from torchmetrics.classification import (
     MulticlassConfusionMatrix,
     MulticlassF1Score,
@@ -31,55 +23,14 @@ from torchmetrics.classification import (
 
 from digit_recognizer import figures
 from digit_recognizer.callbacks import dashboard
-from digit_recognizer.constants import (
-    CONFUSION_COUNTS_TAG,
-    IMAGE_SIZE,
-    MISTAKES_TAG,
-    NUM_CLASSES,
-    PIXEL_MAX,
-    PROJECTOR_CONFIG,
-)
+from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
+from digit_recognizer.names import CONFUSION_COUNTS_TAG, MISTAKES_TAG
+from digit_recognizer.projector import write_embedding_into
+from digit_recognizer.runs import tensorboard_logger
 
 MISTAKES_BY_DIGIT_TAG = "mistakes_by_digit"  # "val_mistakes_by_digit/3": one card a true digit
 PR_CURVE_TAG = "pr_curve"  # "val_pr_curve/3": digit 3 against the rest
-EMBEDDING_TAG = "val_embedding"  # the Projector tab's validation images: "val_embedding/epoch_N"
-EMBEDDING_HEADER = ["label", "predicted"]
 
-
-def tensorboard_logger(trainer: Trainer) -> TensorBoardLogger | None:
-    """The run's TensorBoardLogger, if it has one."""
-    return next((logger for logger in trainer.loggers if isinstance(logger, TensorBoardLogger)), None)
-
-
-class EpochTimer(Callback):
-    """Log each training epoch's duration (validation included) and training throughput
-    (training images per second of training time, all processes together)."""
-
-    def __init__(self) -> None:
-        self.started = self.validation_started = self.validation_seconds = 0.0
-        self.images = 0
-
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        # A run resumed mid-epoch skips that epoch's on_train_epoch_start: time the rest from here.
-        self.on_train_epoch_start(trainer, pl_module)
-
-    def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.started, self.validation_seconds, self.images = time.perf_counter(), 0.0, 0
-
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.images += len(batch[0])
-
-    def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.validation_started = time.perf_counter()
-
-    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.validation_seconds += time.perf_counter() - self.validation_started
-
-    def on_train_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        seconds = time.perf_counter() - self.started
-        training_seconds = max(seconds - self.validation_seconds, 1e-9)
-        pl_module.log("time/epoch_seconds", seconds, reduce_fx="max", sync_dist=True)
-        pl_module.log("time/images_per_second", self.images / training_seconds, reduce_fx="sum", sync_dist=True)
 
 
 class ClassificationInspector(Callback):
@@ -296,131 +247,9 @@ class ClassificationInspector(Callback):
 
 
 def _gather_rows(pl_module: LightningModule, rows: Tensor) -> Tensor:
-    """Every process's rows, concatenated on the CPU (all_gather stacks equal shapes: each
-    process pads its rows to the longest, and the padding is cut off again)."""
+    """Every process's rows (of any count), concatenated on the CPU: torchmetrics' gather pads and trims."""
     if pl_module.trainer.world_size == 1:
         return rows.cpu()
-    counts = pl_module.all_gather(torch.tensor(len(rows), device=rows.device)).flatten().tolist()
-    padded = torch.cat([rows, rows.new_zeros(max(counts) - len(rows), *rows.shape[1:])])
-    gathered = pl_module.all_gather(padded)
-    return torch.cat([process_rows[:count] for process_rows, count in zip(gathered, counts)]).cpu()
+    return torch.cat(gather_all_tensors(rows)).cpu()
 
 
-def last_linear(network: nn.Module) -> nn.Linear:
-    """The network's output layer: the last nn.Linear it registers (a ValueError if it has none)."""
-    layers = [module for module in network.modules() if isinstance(module, nn.Linear)]
-    if not layers:
-        raise ValueError(f"{type(network).__name__} has no nn.Linear layer whose input to show")
-    return layers[-1]
-
-
-@contextmanager
-def _evaluating(network: nn.Module) -> Iterator[nn.Module]:
-    """The network in eval mode (no dropout), given back in the mode it was in."""
-    modes = {module: module.training for module in network.modules()}
-    network.eval()
-    try:
-        yield network
-    finally:
-        for module, training in modes.items():
-            module.training = training
-
-
-def penultimate_features(network: nn.Module, images: Tensor, batch_size: int = 500) -> tuple[Tensor, Tensor]:
-    """(features (N, D), predictions (N,)) on the CPU: the input of the network's last nn.Linear
-    (for DigitCNN its 256 dense activations) and the argmax of its output, in eval mode.
-
-    Captured with a forward pre-hook, so any network with an nn.Linear output layer works. For an
-    AveragedNetworks that layer is its last network's, and the unshifted images' rows are taken.
-    `images`: float (N, 1, 28, 28) in [0, 1].
-    """
-    captured: list[Tensor] = []
-    handle = last_linear(network).register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0]))
-    weights = next(network.parameters())  # the images go to its device and dtype (bf16-true runs)
-    features, predictions = [], []
-    try:
-        with _evaluating(network), torch.no_grad():
-            for chunk in images.split(batch_size):
-                captured.clear()
-                # forward itself, not __call__: a network compiled in place would recompile for the hook
-                logits = network.forward(chunk.to(weights.device, weights.dtype))
-                features.append(captured[-1][: len(chunk)].flatten(1).float().cpu())
-                predictions.append(logits.argmax(dim=1).cpu())
-    finally:
-        handle.remove()
-    return torch.cat(features), torch.cat(predictions)
-
-
-def write_embedding(writer: SummaryWriter, network: nn.Module, images: Tensor, labels: Tensor, max_images: int,
-                    *, global_step: int = 0, tag: str = EMBEDDING_TAG) -> int:
-    """Put the first `max_images` images into TensorBoard's Projector tab; returns how many.
-
-    Each point is an image's penultimate-layer activations (`penultimate_features`), with its
-    metadata ["label", "predicted"] and the image itself as its sprite thumbnail. `images`: uint8
-    (N, 28, 28) as the CSVs hold them, or float (N, 1, 28, 28) in [0, 1] as the network takes them.
-    The writer saves tensors.tsv, metadata.tsv and sprite.png under
-    `LOG_DIR/{global_step:05d}/{tag}/` and lists them in LOG_DIR/projector_config.pbtxt.
-    """
-    images, labels = images[:max_images], labels[:max_images]
-    if images.dtype == torch.uint8:
-        images = images.reshape(-1, 1, IMAGE_SIZE, IMAGE_SIZE).float() / PIXEL_MAX
-    if not len(images):
-        return 0
-    features, predicted = penultimate_features(network, images)
-    metadata = [[label, prediction] for label, prediction in zip(labels.tolist(), predicted.tolist())]
-    writer.add_embedding(features, metadata=metadata, label_img=images.float().cpu(), global_step=global_step,
-                         tag=tag, metadata_header=EMBEDDING_HEADER)
-    return len(images)
-
-
-def embedding_name(epoch: int) -> str:
-    """The projector's name of the validation embedding after `epoch` epochs, and its folder in the run."""
-    return f"{EMBEDDING_TAG}/epoch_{epoch}"
-
-
-def write_embedding_into(run_dir: Path, network: nn.Module, images: Tensor, labels: Tensor, max_images: int,
-                         *, epoch: int) -> int:
-    """`write_embedding` into the run folder `run_dir` as `val_embedding/epoch_N` (its folder too),
-    whole or not at all; returns how many images.
-
-    TensorBoard's writer puts each file straight into place, so a stop midway (SIGTERM, Ctrl-C at
-    the end of `fit` or during `report`) would leave a half-written embedding. It is written into a
-    hidden folder of the run instead (removed on any end but `kill -9`), and moved in when complete.
-    The writer names an embedding `TAG:STEP` in a folder `STEP/TAG` (`00018/val_embedding`): the
-    move renames both after the epoch, which is what a user knows the run by.
-    """
-    with tempfile.TemporaryDirectory(dir=run_dir, prefix=".embedding-") as staging:
-        with SummaryWriter(staging) as writer:
-            count = write_embedding(writer, network, images, labels, max_images)
-        if count:
-            _move_embedding(Path(staging), run_dir, embedding_name(epoch))
-    return count
-
-
-def _move_embedding(staging: Path, run_dir: Path, name: str) -> None:
-    """Move the finished embedding that `write_embedding` left in `staging` (a SummaryWriter's
-    folder, step 0) into `run_dir/NAME`, and list it there as NAME.
-
-    The folder first, in one rename (replacing what an earlier, stopped attempt left: no projector
-    config refers to that; older epochs' folders go, as the config lists the newest only), then the
-    projector config, also in one rename: the config appears only once everything it lists is in
-    place. The writer's event file stays behind: the run's own event files make the run folder a
-    TensorBoard run.
-    """
-    config = text_format.Parse((staging / PROJECTOR_CONFIG).read_text(), ProjectorConfig())
-    (embedding,) = config.embeddings
-    source = staging / Path(embedding.tensor_path).parent
-    target = run_dir / name
-    for stale in target.parent.glob("*") if target.parent.is_dir() else []:
-        if stale.is_dir() and stale != target:
-            shutil.rmtree(stale)
-    if target.exists():
-        shutil.rmtree(target)
-    target.parent.mkdir(exist_ok=True)
-    os.replace(source, target)
-    embedding.tensor_name = name
-    embedding.tensor_path = f"{name}/{Path(embedding.tensor_path).name}"
-    embedding.metadata_path = f"{name}/{Path(embedding.metadata_path).name}"
-    embedding.sprite.image_path = f"{name}/{Path(embedding.sprite.image_path).name}"
-    (staging / PROJECTOR_CONFIG).write_text(text_format.MessageToString(config))
-    os.replace(staging / PROJECTOR_CONFIG, run_dir / PROJECTOR_CONFIG)

@@ -25,7 +25,8 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from digit_recognizer.runs import LAST, run_folder
+from digit_recognizer.names import LAST
+from digit_recognizer.runs import run_folder
 
 
 class InterruptCheckpoint(Callback):

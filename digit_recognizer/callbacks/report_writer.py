@@ -5,9 +5,9 @@ from __future__ import annotations
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only, rank_zero_warn
 
-from digit_recognizer.callbacks.inspection import tensorboard_logger
 from digit_recognizer.errors import UserError
-from digit_recognizer.commands.report import write_report
+from digit_recognizer.report import write_report
+from digit_recognizer.runs import tensorboard_logger
 
 
 class ReportWriter(Callback):

@@ -17,9 +17,8 @@ from lightning.pytorch.utilities import rank_zero_warn
 from digit_recognizer.constants import NUM_CLASSES, SUBMISSION_COLUMNS
 from digit_recognizer.errors import UserError
 from digit_recognizer.files import atomic_path, disk_full_is_a_user_error
+from digit_recognizer.names import SUBMISSION_FILE
 from digit_recognizer.runs import run_dir_of, run_folder
-
-SUBMISSION_FILE = "submission.csv"
 
 
 class SubmissionWriter(BasePredictionWriter):

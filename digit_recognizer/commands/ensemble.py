@@ -42,14 +42,14 @@ import torch
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from digit_recognizer.callbacks.submission import SUBMISSION_FILE, check_writable
+from digit_recognizer.callbacks.submission import check_writable
 from digit_recognizer.constants import TEST_FILE
 from digit_recognizer.errors import CheckpointError, UserError
 from digit_recognizer.evaluation import write_out_of_fold
 from digit_recognizer.files import atomic_path
-from digit_recognizer.runs import LAST, RunLogger, log_root_of, member_checkpoint
+from digit_recognizer.names import ENSEMBLE_STATE, LAST, SUBMISSION_FILE
+from digit_recognizer.runs import RunLogger, log_root_of, member_checkpoint
 
-STATE_FILE = "ensemble.json"
 _ENSEMBLE = re.compile(r"^ensemble_(\d+)$")
 _SPLIT_OPTIONS = ("--data.val_fraction", "--data.folds", "--data.fold")
 
@@ -185,7 +185,7 @@ class EnsembleFolder:
         for folder in sorted(_ensemble_folders(log_root), key=lambda p: int(_ENSEMBLE.match(p.name).group(1)),
                              reverse=True):
             try:
-                state = json.loads((folder / STATE_FILE).read_text())
+                state = json.loads((folder / ENSEMBLE_STATE).read_text())
             except (OSError, ValueError):
                 continue
             if state.get("arguments") == identity and not state.get("complete"):
@@ -210,7 +210,7 @@ class EnsembleFolder:
         self._save()
 
     def _save(self) -> None:
-        with atomic_path(self.folder / STATE_FILE) as tmp:
+        with atomic_path(self.folder / ENSEMBLE_STATE) as tmp:
             tmp.write_text(json.dumps(self.state, indent=2) + "\n")
 
 

@@ -20,10 +20,11 @@ from digit_recognizer.errors import UserError
 from digit_recognizer.data.sources import existing_csv, resolve_data_dir
 from digit_recognizer.export import FORMATS, data_checksum, export_onnx, export_torchscript, write_model_card
 from digit_recognizer.inference import AveragedNetworks, describe_averaging, network_from_checkpoint
+from digit_recognizer.names import BEST_ACCURACY
 from digit_recognizer.runs import find_checkpoint, log_root_of, run_dir_of
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
-RECORDED_ACCURACY = ("val/acc_best",)  # DigitClassifier.on_save_checkpoint
+RECORDED_ACCURACY = (BEST_ACCURACY,)  # DigitClassifier.on_save_checkpoint
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:

@@ -24,9 +24,9 @@ from torch import Tensor, nn
 
 from digit_recognizer.data.datamodule import to_model_input
 from digit_recognizer.errors import UserError
+from digit_recognizer.names import NETWORK
 from digit_recognizer.training.batch_norm import batch_norm_buffers, evenly_spaced, recompute_batch_norm
 
-NETWORK = "network"  # the classifier's attribute holding its network, the prefix of its state_dict keys
 
 
 class SWAWeightAveraging(WeightAveraging):
