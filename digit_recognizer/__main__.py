@@ -1,4 +1,5 @@
-from digit_recognizer.cli import main
+"""`python -m digit_recognizer`: see main.py."""
 
-if __name__ == "__main__":
-    main()
+from digit_recognizer.main import main
+
+main()

@@ -15,7 +15,6 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
-from lightning.pytorch.callbacks import WeightAveraging
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from lightning.pytorch.trainer.states import TrainerFn
 from torch import Tensor, nn
@@ -25,13 +24,10 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from digit_recognizer.checkpoints import CHECKPOINT_FORMAT
 from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
-from digit_recognizer.data.step_groups import StepGroup
-from digit_recognizer.errors import UserError
 from digit_recognizer.models import DigitCNN
 from digit_recognizer.names import BEST_ACCURACY, FORMAT_KEY
-from digit_recognizer.training.averaging import SWAWeightAveraging
 from digit_recognizer.training.distillation import Distillation
-from digit_recognizer.training.grouped_steps import CtrlCHold, DirectSteps
+from digit_recognizer.training.multi_step import MultiStepTraining
 from digit_recognizer.training.schedules import build_scheduler, check_schedule_length
 
 EVALUATION_STAGES = ("val", "test")
@@ -108,9 +104,9 @@ class DigitClassifier(LightningModule):
             self.network.compile(mode=compile)  # in place: state_dict keys stay the network's
         self.distillation = distillation
         self.steps_per_batch = steps_per_batch
-        self.automatic_optimization = steps_per_batch == 1
-        self._ctrl_c = CtrlCHold()
-        self._direct_steps: DirectSteps | None = None  # set in on_train_start
+        # Opt-in: K optimizer steps a training batch, taken by hand (training/multi_step.py).
+        self.multi_step = MultiStepTraining(steps_per_batch) if steps_per_batch > 1 else None
+        self.automatic_optimization = self.multi_step is None
         # No per-step input checks in training: on a GPU each would wait for the step to finish.
         self.train_loss = MeanMetric(nan_strategy="disable")
         self.train_accuracy = MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False)
@@ -126,33 +122,22 @@ class DigitClassifier(LightningModule):
     # -- training ----------------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        if stage == "fit" and not self.automatic_optimization:
-            averaging = [type(c).__name__ for c in self.trainer.callbacks
-                         if isinstance(c, WeightAveraging) and not isinstance(c, SWAWeightAveraging)]
-            if averaging:  # it averages once per Lightning batch, which would skip K - 1 steps of K
-                raise UserError(f"{averaging[0]} averages the weights once per training batch; "
-                                f"train it with data.steps_per_batch 1 (SWAWeightAveraging averages every step)")
+        if stage == "fit" and self.multi_step is not None:
+            self.multi_step.check(self.trainer)
         if stage == "fit" and self.distillation is not None:
             self.distillation.load_teachers(self.network, getattr(self.trainer, "datamodule", None))
 
     def on_fit_start(self) -> None:
         if self.distillation is not None:
             self.distillation.to(self.device)
-        if not self.automatic_optimization:
-            # Under manual optimization Lightning keeps no interval or monitor of a scheduler
-            # (core/optimizer.py, _configure_schedulers_manual_opt); the step loop and
-            # EpochEndSchedulerStep read them, as under automatic optimization.
-            for config in self.trainer.lr_scheduler_configs:
-                config.interval = self.hparams.scheduler_interval
-                config.reduce_on_plateau = isinstance(config.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-                config.monitor = self.hparams.scheduler_monitor if config.reduce_on_plateau else None
-                config.strict = False
+        if self.multi_step is not None:
+            self.multi_step.configure_schedulers(self.trainer, self.hparams.scheduler_interval,
+                                                 self.hparams.scheduler_monitor)
 
     def on_train_start(self) -> None:
         check_schedule_length(self.trainer, self.steps_per_batch)
-        # The callbacks and the strategy are fixed for the run: look up once which per-step hooks to call.
-        direct = not self.automatic_optimization and DirectSteps.applies(self.trainer)
-        self._direct_steps = DirectSteps(self.trainer, self) if direct else None
+        if self.multi_step is not None:
+            self.multi_step.on_train_start(self.trainer, self)
 
     def training_loss(self, logits: Tensor, images: Tensor, labels: Tensor) -> Tensor:
         loss = F.cross_entropy(logits, labels, label_smoothing=self.hparams.label_smoothing)
@@ -179,47 +164,17 @@ class DigitClassifier(LightningModule):
         """The epoch's loss and accuracy are accumulated here and logged once, at the epoch's end:
         each `self.log` call walks Lightning's results in Python, and on a GPU a step's time is
         mostly the CPU's (docs/performance.md)."""
-        if not self.automatic_optimization:
-            return self._train_steps(batch, batch_idx)
+        if self.multi_step is not None:  # K steps in this batch, taken by hand
+            losses, logits, labels = self.multi_step.train(self, batch, batch_idx, self._step_loss)
+            if losses:
+                self._update_train_metrics(losses, logits, labels)
+                self.log("train/loss_step", losses[-1], on_step=True, on_epoch=False, batch_size=len(labels[-1]))
+            return None
         loss, logits, labels = self._step_loss(batch)
         self._update_train_metrics([loss], [logits], [labels])
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:  # the steps Lightning writes
             self.log("train/loss_step", loss, on_step=True, on_epoch=False)
         return loss
-
-    def _train_steps(self, group: StepGroup | list[Tensor], batch_idx: int) -> None:
-        """The steps of a StepGroup, each as Lightning's automatic optimization takes one: forward,
-        zero_grad, backward, optimizer step, then the step-interval schedulers (the epoch-interval
-        ones: EpochEndSchedulerStep). The metrics are updated once for the group."""
-        optimizer = self.optimizers()
-        step_schedulers = [config for config in self.trainer.lr_scheduler_configs if config.interval == "step"]
-        direct = self._direct_steps
-        max_steps = self.trainer.max_steps
-        batches = group.steps() if isinstance(group, StepGroup) else [group]
-        losses, logits_seen, labels_seen = [], [], []
-        with self._ctrl_c.holding():
-            for index, batch in enumerate(batches):
-                if 0 <= max_steps <= self.global_step:
-                    break
-                loss, logits, labels = self._step_loss(batch)
-                optimizer.zero_grad()
-                if direct is not None:
-                    direct.backward(loss)
-                    direct.step(optimizer)
-                else:  # Lightning's path: DDP's gradient sync, 16-bit loss scaling
-                    self.manual_backward(loss)
-                    optimizer.step()
-                step_in_epoch = batch_idx * self.steps_per_batch + index + 1
-                for config in step_schedulers:
-                    if step_in_epoch % config.frequency == 0:
-                        self.lr_scheduler_step(config.scheduler, None)
-                losses.append(loss.detach())
-                logits_seen.append(logits)
-                labels_seen.append(labels)
-        if losses:
-            self._update_train_metrics(losses, logits_seen, labels_seen)
-            self.log("train/loss_step", losses[-1], on_step=True, on_epoch=False, batch_size=len(labels_seen[-1]))
-        return None
 
     def on_train_epoch_end(self) -> None:
         # Metric objects: Lightning computes (synced across processes) and resets them.
@@ -272,7 +227,7 @@ class DigitClassifier(LightningModule):
         config = {"scheduler": scheduler, "interval": self.hparams.scheduler_interval, "strict": False}
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             config["monitor"] = self.hparams.scheduler_monitor
-        if not self.automatic_optimization:  # Lightning would warn and drop all but the scheduler: see on_fit_start
+        if self.multi_step is not None:  # Lightning would warn and drop all but the scheduler: see on_fit_start
             config = {"scheduler": scheduler}
         return {"optimizer": optimizer, "lr_scheduler": config}
 

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from digit_recognizer.checkpoints import network_settings, read_checkpoint
 from digit_recognizer.errors import CheckpointError
 from digit_recognizer.models import build_network
+from digit_recognizer.names import NETWORK
 
 Shift = tuple[int, int]  # (dx, dy) in pixels: +dx moves the digit right, +dy down
 
@@ -66,7 +67,7 @@ def describe_averaging(shifts: Sequence[Shift], networks: int) -> str:
     return f"averaging {seen} of {networks} network{'s' if networks != 1 else ''}"
 
 
-def load_network(path: str | Path, like: nn.Module, prefix: str = "network.",
+def load_network(path: str | Path, like: nn.Module, prefix: str = f"{NETWORK}.",
                  checkpoint: dict[str, Any] | None = None) -> nn.Module:
     """A copy of `like` with the weights under `prefix` in the Lightning checkpoint at `path`.
 

@@ -19,6 +19,9 @@ MISTAKES_TAG = "most_confident_mistakes"  # "val/..." or "test/...": the logged 
 STAGE_NAMES = {"val": "Validation", "test": "Test"}
 EPOCH_TAG = "trainer/epoch"  # Lightning's epoch counter ("epoch" in its own logger): out of the Time Series' lead
 
+# -- commands ------------------------------------------------------------------------------------------
+EVALUATING_COMMANDS = ("validate", "test", "predict")  # equal to Lightning's TrainerFn values
+
 # -- the LightningModule and its checkpoints ------------------------------------------------------------
 NETWORK = "network"  # the module's attribute holding its network, the prefix of its state_dict keys
 FORMAT_KEY = "digit_recognizer_format"  # the checkpoint layout's version

@@ -95,7 +95,7 @@ def start_cli(*args: str, cwd: Path, prelude: str = "", env: dict | None = None,
     # A shell's background job (nohup, CI runners) starts with SIGINT ignored, and Python then never
     # turns it into KeyboardInterrupt; a user's terminal does: restore that, as Ctrl-C is what we test.
     code = ("import signal\nsignal.signal(signal.SIGINT, signal.default_int_handler)\n" + prelude
-            + "\nfrom digit_recognizer.cli import main\nmain()\n")
+            + "\nfrom digit_recognizer.main import main\nmain()\n")
     return subprocess.Popen(
         [sys.executable, "-c", code, *args], cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=new_session,

@@ -12,8 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from digit_recognizer.callbacks import RandomStateCheckpoint
-from digit_recognizer.cli import main
+from digit_recognizer.resume import RandomStateCheckpoint
+from digit_recognizer.main import main
 from digit_recognizer.checkpoints import AtomicCheckpointIO, check_checkpoint
 from digit_recognizer.errors import CheckpointError
 from digit_recognizer.classifier import DigitClassifier

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli, start_cli, tiny_run_args, wait_for, workdir_args, write_tiny_data
-from digit_recognizer.commands.report import CURVES_FILE
-from digit_recognizer.constants import PROJECTOR_CONFIG
+from digit_recognizer.report import CURVES_FILE
+from digit_recognizer.names import PROJECTOR_CONFIG
 
 TESTS = Path(__file__).resolve().parent
 TESTS_ON_PATH = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}  # for signal_at
@@ -155,8 +155,10 @@ def ensemble_args(root: Path, *extra: str) -> list[str]:
     return ["--seeds", "1", "2", *workdir_args(root, "--submission.path", str(root / "old.csv"), *extra)]
 
 
-def runs(root: Path) -> list[str]:
-    return sorted(path.name for path in (root / "lightning_logs").iterdir())
+def trained_runs(root: Path) -> list[str]:
+    """The run folders that hold anything: the ensemble claims every member's folder up front
+    (ensemble_0/ensemble.json lists them, for a later run of the command to continue)."""
+    return sorted(path.name for path in (root / "lightning_logs").glob("version_*") if any(path.iterdir()))
 
 
 @SIGNALS
@@ -169,7 +171,7 @@ def test_a_signal_in_a_members_training_stops_the_sequential_ensemble(tmp_path, 
         output = finish(process)
     assert process.returncode == status, output[-3000:]
     assert "Traceback" not in output
-    assert runs(tmp_path) == ["version_0"] and (tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt").is_file()
+    assert trained_runs(tmp_path) == ["version_0"] and (tmp_path / "lightning_logs/version_0/checkpoints/last.ckpt").is_file()
     assert (tmp_path / "old.csv").read_text() == OLD_SUBMISSION
 
 
@@ -183,7 +185,7 @@ def test_sigterm_as_a_member_finishes_stops_the_sequential_ensemble(tmp_path, ho
         output = finish(process)
     assert process.returncode == 143, output[-3000:]
     assert "Traceback" not in output
-    assert runs(tmp_path) == ["version_0"], "the second member must not start"
+    assert trained_runs(tmp_path) == ["version_0"], "the second member must not start"
     assert (tmp_path / "old.csv").read_text() == OLD_SUBMISSION
 
 

@@ -13,8 +13,9 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from digit_recognizer.checkpoints import CHECKPOINT_FORMAT, FORMAT_KEY
-from digit_recognizer.cli import main
+from digit_recognizer.checkpoints import CHECKPOINT_FORMAT
+from digit_recognizer.names import FORMAT_KEY
+from digit_recognizer.main import main
 
 from conftest import run_cli, tiny_run_args, write_tiny_data
 from test_bad_input import one_line_error

@@ -24,11 +24,12 @@ from torch.utils.tensorboard import SummaryWriter
 from torchvision.io import decode_png, read_file
 
 from conftest import random_digits, run_cli, tiny_datamodule, tiny_run_args, tiny_trainer
-from digit_recognizer.callbacks import ClassificationInspector, EpochTimer, InterruptCheckpoint
-from digit_recognizer.cli import main
+from digit_recognizer.callbacks import ClassificationInspector, EpochTimer
+from digit_recognizer.resume import InterruptCheckpoint
+from digit_recognizer.main import main
 from digit_recognizer.data.csv import write_digits_csv
 from digit_recognizer.classifier import DigitClassifier
-from digit_recognizer.commands.report import CONFUSION_FILE, CURVES_FILE, MISTAKES_FILE, epoch_curves, read_events as read_run, write_report
+from digit_recognizer.report import CONFUSION_FILE, CURVES_FILE, MISTAKES_FILE, epoch_curves, read_events as read_run, write_report
 
 VAL_SIZE = 21  # 10% of 210 rows, stratified: 3 of class 0, 2 of every other; odd, so DDP shards differ
 PER_CLASS = ("precision", "recall", "f1")

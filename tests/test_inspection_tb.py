@@ -21,7 +21,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from conftest import random_digits, run_cli, tiny_datamodule, tiny_run_args
 from digit_recognizer.callbacks import ClassificationInspector, EpochTimer
-from digit_recognizer.callbacks.inspection import penultimate_features, write_embedding
+from digit_recognizer.projector import penultimate_features, write_embedding
 from digit_recognizer.data.csv import write_digits_csv
 from digit_recognizer.data.datamodule import to_model_input
 from digit_recognizer.inference import AveragedNetworks

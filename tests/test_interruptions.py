@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from digit_recognizer.commands.report import read_events
+from digit_recognizer.report import read_events
 
 from conftest import run_cli, start_cli, tiny_run_args, wait_for
 

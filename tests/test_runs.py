@@ -8,7 +8,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from digit_recognizer.callbacks.run_lock import LOCK_FILE, PID_FILE, training_pid
+from digit_recognizer.runs.lock import LOCK_FILE, PID_FILE, training_pid
 from digit_recognizer.runs import RunLogger
 
 from conftest import run_cli, start_cli, tiny_run_args, wait_for, write_tiny_data

@@ -18,7 +18,7 @@ from conftest import REPO, raises_one_line, tiny_run_args, write_tiny_data
 from digit_recognizer.cli import DigitCLI
 from digit_recognizer.data.step_groups import StepGroup
 from digit_recognizer.errors import DataError, UserError
-from digit_recognizer.training.grouped_steps import CtrlCHold
+from digit_recognizer.signals import CtrlCHold
 
 PLATEAU_ACTS = ["--model.scheduler.init_args.patience", "0"]
 ONE_CYCLE = ["--model.scheduler.class_path", "torch.optim.lr_scheduler.OneCycleLR",

@@ -21,7 +21,9 @@ from lightning.pytorch.callbacks import WeightAveraging
 from tensorboard.plugins.hparams import summary_v2 as hp
 from torch.utils.tensorboard import SummaryWriter
 
-from digit_recognizer.names import BEST_ACCURACY
+from digit_recognizer.callbacks.inference import InferenceAveraging
+from digit_recognizer.lightning_internals import batches_that_stepped, summary_file_writer
+from digit_recognizer.names import BEST_ACCURACY, NETWORK
 
 HPARAMS_METRICS = {  # tag: column title; the hparams plugin reads each run's last value of the tag
     BEST_ACCURACY: "best val accuracy",
@@ -83,7 +85,7 @@ def write_hparams(writer: SummaryWriter, params: Mapping[str, bool | int | float
     """
     config = hp.hparams_config_pb(hparams=[hp.HParam(name) for name in params],
                                   metrics=[hp.Metric(tag, display_name=title) for tag, title in HPARAMS_METRICS.items()])
-    file_writer = writer._get_file_writer()  # noqa: SLF001 - as Lightning's log_hyperparams: SummaryWriter has no public add_summary
+    file_writer = summary_file_writer(writer)
     for summary in (config, hp.hparams_pb(dict(params))):
         file_writer.add_summary(summary)
     file_writer.flush()
@@ -95,7 +97,7 @@ def recipe_hparams(trainer: Trainer, pl_module: LightningModule) -> dict[str, bo
     label smoothing, distillation, inference shifts, seed and the validation split. Never None;
     nothing about where files are or how fast the loaders run."""
     module = dict(pl_module.hparams)
-    network = getattr(pl_module, "network", pl_module)
+    network = getattr(pl_module, NETWORK, pl_module)
     params: dict[str, bool | int | float | str] = {
         "model.network": type(network).__name__,
         "model.network.args": _settings(_get(module.get("network"), "init_args") or {}),
@@ -103,8 +105,7 @@ def recipe_hparams(trainer: Trainer, pl_module: LightningModule) -> dict[str, bo
         "model.distillation": _distillation(module.get("distillation")),
         "trainer.max_epochs": int(trainer.max_epochs if trainer.max_epochs is not None else -1),
         "trainer.weight_averaging": _weight_averaging(trainer),
-        "inference.shifts": sum(len(getattr(c, "shifts", [])) for c in trainer.callbacks
-                                if type(c).__name__ == "InferenceAveraging"),
+        "inference.shifts": sum(len(c.shifts) for c in trainer.callbacks if isinstance(c, InferenceAveraging)),
     }
     if trainer.optimizers:
         optimizer = trainer.optimizers[0]
@@ -177,4 +178,4 @@ def logged_step(trainer: Trainer) -> int:
     """The step Lightning writes the epoch's logged metrics at (one below `global_step` at an
     epoch's end). Lightning has no public name for it; the inspector's per-class scores, images and
     PR curves use it so that TensorBoard pairs them with the same epoch's `val/acc`."""
-    return trainer.fit_loop.epoch_loop._batches_that_stepped  # noqa: SLF001
+    return batches_that_stepped(trainer)

@@ -13,10 +13,7 @@ from torch import nn
 from digit_recognizer.constants import IMAGE_SIZE
 from digit_recognizer.errors import UserError
 from digit_recognizer.inference import AveragedNetworks, Shift, describe_averaging, network_from_checkpoint
-from digit_recognizer.names import INFERENCE_STATE
-
-EVALUATING = (TrainerFn.VALIDATING, TrainerFn.TESTING, TrainerFn.PREDICTING)
-
+from digit_recognizer.names import EVALUATING_COMMANDS, INFERENCE_STATE, NETWORK
 
 class InferenceAveraging(Callback):
     """Average class probabilities over `--ckpt_path`'s network, the extra checkpoints' networks,
@@ -45,7 +42,7 @@ class InferenceAveraging(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         """Read the extra checkpoints early, so that a wrong one fails before any batch."""
-        if trainer.state.fn not in EVALUATING:
+        if trainer.state.fn not in EVALUATING_COMMANDS:
             return
         if self.active:
             # Each member is built from its own checkpoint's settings: an ensemble may mix networks.
@@ -68,9 +65,9 @@ class InferenceAveraging(Callback):
         # After the checkpoint restore and model.eval(): the members join in eval mode on the device.
         if not self.active or self.single is not None:
             return
-        self.single = pl_module.network
+        self.single = getattr(pl_module, NETWORK)
         average = AveragedNetworks([self.single, *self.members], self.shifts)
-        pl_module.network = average.to(pl_module.device).eval()
+        setattr(pl_module, NETWORK, average.to(pl_module.device).eval())
 
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.state.fn == TrainerFn.VALIDATING:  # not the validation epochs of `fit`
@@ -84,5 +81,6 @@ class InferenceAveraging(Callback):
 
     def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self.single is not None:
-            pl_module.network, self.single = self.single, None
+            setattr(pl_module, NETWORK, self.single)
+            self.single = None
         self.members = []

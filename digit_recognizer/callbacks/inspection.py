@@ -24,7 +24,7 @@ from torchmetrics.classification import (
 from digit_recognizer import figures
 from digit_recognizer.callbacks import dashboard
 from digit_recognizer.constants import IMAGE_SIZE, NUM_CLASSES
-from digit_recognizer.names import CONFUSION_COUNTS_TAG, MISTAKES_TAG
+from digit_recognizer.names import CONFUSION_COUNTS_TAG, MISTAKES_TAG, NETWORK
 from digit_recognizer.projector import write_embedding_into
 from digit_recognizer.runs import tensorboard_logger
 
@@ -167,7 +167,7 @@ class ClassificationInspector(Callback):
         logger = tensorboard_logger(trainer)
         if logger is None:
             return  # _write has warned already
-        network = getattr(pl_module, "network", pl_module)
+        network = getattr(pl_module, NETWORK, pl_module)
         images, labels = (torch.cat(self.embedded[key]) for key in ("images", "labels"))
         try:
             write_embedding_into(Path(logger.log_dir), network, images, labels, self.embedding_images,

@@ -27,16 +27,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 import torch
 from lightning.pytorch.cli import LightningCLI
@@ -46,11 +42,10 @@ from digit_recognizer.callbacks.submission import check_writable
 from digit_recognizer.constants import TEST_FILE
 from digit_recognizer.errors import CheckpointError, UserError
 from digit_recognizer.evaluation import write_out_of_fold
-from digit_recognizer.files import atomic_path
-from digit_recognizer.names import ENSEMBLE_STATE, LAST, SUBMISSION_FILE
-from digit_recognizer.runs import RunLogger, log_root_of, member_checkpoint
+from digit_recognizer.names import LAST, SUBMISSION_FILE
+from digit_recognizer.runs import RUN_PREFIX, EnsembleFolder, log_root_of, member_checkpoint
+from digit_recognizer.signals import signals_held
 
-_ENSEMBLE = re.compile(r"^ensemble_(\d+)$")
 _SPLIT_OPTIONS = ("--data.val_fraction", "--data.folds", "--data.fold")
 
 
@@ -123,7 +118,7 @@ def main(argv: list[str], cli_class: type[LightningCLI]) -> None:
     members = members_of(options)
     first = members[0]
     log_root, shifts = check_before_training(cli_class, first.args(args))
-    ensemble = EnsembleFolder.continue_or_start(log_root, _identity(argv), members)
+    ensemble = EnsembleFolder.continue_or_start(log_root, _identity(argv), [str(m) for m in members])
     unfinished = [(member, run) for member, run in zip(members, ensemble.runs) if not ensemble.finished(run)]
     if len(unfinished) < len(members):
         print(f"ensemble: continuing {ensemble.folder} ({len(members) - len(unfinished)} of {len(members)} members "
@@ -171,67 +166,6 @@ def check_before_training(cli_class: type[LightningCLI], args: list[str]) -> tup
     return log_root_of(cli.config.trainer), [tuple(shift) for shift in cli.config.inference.shifts or []]
 
 
-class EnsembleFolder:
-    """lightning_logs/ensemble_N/: the command that made it, its members' run folders and which of
-    them finished (ensemble.json, rewritten whole after each change), and its outputs."""
-
-    def __init__(self, folder: Path, state: dict) -> None:
-        self.folder, self.state = folder, state
-        self.runs = [folder.parent / member["run"] for member in state["members"]]
-
-    @classmethod
-    def continue_or_start(cls, log_root: Path, identity: list[str], members: list[Member]) -> EnsembleFolder:
-        """The newest unfinished ensemble of the same command, else a new one with its run folders claimed."""
-        for folder in sorted(_ensemble_folders(log_root), key=lambda p: int(_ENSEMBLE.match(p.name).group(1)),
-                             reverse=True):
-            try:
-                state = json.loads((folder / ENSEMBLE_STATE).read_text())
-            except (OSError, ValueError):
-                continue
-            if state.get("arguments") == identity and not state.get("complete"):
-                return cls(folder, state)
-        folder = _claim(log_root, "ensemble_")
-        runs = [_claim(log_root, "version_") for _ in members]
-        state = {"arguments": identity, "complete": False,
-                 "members": [{"member": str(m), "run": run.name, "finished": False} for m, run in zip(members, runs)]}
-        ensemble = cls(folder, state)
-        ensemble._save()
-        return ensemble
-
-    def finished(self, run: Path) -> bool:
-        return self.state["members"][self.runs.index(run)]["finished"]
-
-    def mark_finished(self, run: Path) -> None:
-        self.state["members"][self.runs.index(run)]["finished"] = True
-        self._save()
-
-    def mark_complete(self) -> None:
-        self.state["complete"] = True
-        self._save()
-
-    def _save(self) -> None:
-        with atomic_path(self.folder / ENSEMBLE_STATE) as tmp:
-            tmp.write_text(json.dumps(self.state, indent=2) + "\n")
-
-
-def _ensemble_folders(log_root: Path) -> list[Path]:
-    return [p for p in log_root.iterdir() if p.is_dir() and _ENSEMBLE.match(p.name)] if log_root.is_dir() else []
-
-
-def _claim(log_root: Path, prefix: str) -> Path:
-    """A new, empty folder `prefix`N under `log_root`, claimed by one exclusive mkdir as RunLogger claims a run."""
-    if prefix == "version_":
-        return Path(RunLogger(save_dir=str(log_root.parent), name=log_root.name).log_dir)
-    log_root.mkdir(parents=True, exist_ok=True)
-    number = max((int(_ENSEMBLE.match(p.name).group(1)) for p in _ensemble_folders(log_root)), default=-1) + 1
-    while True:
-        try:
-            (log_root / f"{prefix}{number}").mkdir()
-            return log_root / f"{prefix}{number}"
-        except FileExistsError:
-            number += 1
-
-
 def _identity(argv: list[str]) -> list[str]:
     """The command's arguments without --parallel: the same ensemble, however many train at once."""
     kept, skip = [], False
@@ -264,7 +198,7 @@ def resume_args(run: Path) -> list[str]:
     last = run / "checkpoints" / LAST
     if last.is_file():
         return ["--ckpt_path", str(last)]
-    return ["--trainer.logger.init_args.version", run.name.removeprefix("version_")]
+    return ["--trainer.logger.init_args.version", run.name.removeprefix(RUN_PREFIX)]
 
 
 def fit_one(cli_class: type[LightningCLI], args: list[str]) -> str:
@@ -293,7 +227,7 @@ def fit_in_parallel(members: list[tuple[Member, Path]], args: list[str], paralle
     waiting = list(members)
     running: list[tuple[Member, Path, subprocess.Popen]] = []
     slot = 0
-    # cli.main makes SIGTERM raise SIGTERMException here (stop_on_signal.sigterm_raises), so that
+    # cli.main makes SIGTERM raise SIGTERMException here (signals.sigterm_raises), so that
     # `finally` stops the members too.
     try:
         while waiting or running:
@@ -304,7 +238,7 @@ def fit_in_parallel(members: list[tuple[Member, Path]], args: list[str], paralle
                     env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
                 slot += 1
                 command = [sys.executable, "-m", "digit_recognizer", "fit", *member.args(args), *resume_args(run)]
-                with open(run / "fit.log", "a") as log, _signals_held():
+                with open(run / "fit.log", "a") as log, signals_held():
                     running.append((member, run, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                                                   env=env)))
                 print(f"ensemble member ({member}): training in {run} (log: {run / 'fit.log'})")
@@ -318,30 +252,8 @@ def fit_in_parallel(members: list[tuple[Member, Path]], args: list[str], paralle
                                     f"{last[0]} (log: {run / 'fit.log'})")
                 on_finished(run)
     finally:
-        with _signals_held():  # a second signal must not cut this short and leave a member running
+        with signals_held():  # a second signal must not cut this short and leave a member running
             for _, _, process in running:  # a failed or interrupted ensemble stops the other members too
                 process.terminate()  # each saves its last.ckpt to resume from
             for _, _, process in running:
                 process.wait()
-
-
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """Hold SIGTERM and Ctrl-C back until the block is done, then deliver them to the usual handlers.
-
-    Popen forks, then waits until the child has exec'd: an exception raised meanwhile (SIGTERMException,
-    KeyboardInterrupt) would leave the new member running, missing from the list `finally` stops.
-    """
-    received: list[int] = []
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-
-    previous = {signum: signal.signal(signum, hold) for signum in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        for signum in dict.fromkeys(received):
-            signal.raise_signal(signum)

@@ -1,4 +1,4 @@
-"""Where runs keep their checkpoints, and how `last` and `best` find them in a new process.
+"""Run folders: where runs keep their checkpoints, and how `last` and `best` find them in a new process.
 
 A run is a TensorBoard logger folder, `lightning_logs/version_N/` (claimed by RunLogger), with its
 checkpoints in `checkpoints/`. Lightning resolves `--ckpt_path last` only inside the *new* run's folder, so it
@@ -9,29 +9,22 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 from jsonargparse import Namespace
-from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_only
-from torch.utils.tensorboard import SummaryWriter
 
 from digit_recognizer.checkpoints import read_checkpoint
-from digit_recognizer.names import EPOCH_TAG, LAST
+from digit_recognizer.names import LAST
 from digit_recognizer.errors import CheckpointError
 
 _FILE_LOGGERS = ("TensorBoardLogger", "CSVLogger", "RunLogger")
-_VERSION = re.compile(r"^version_(\d+)$")
+RUN_PREFIX, ENSEMBLE_PREFIX = "version_", "ensemble_"  # lightning_logs/version_N/, lightning_logs/ensemble_N/
 
 
 def run_dirs(log_root: Path) -> list[Path]:
     """The run folders under `log_root`, oldest version first."""
-    if not log_root.is_dir():
-        return []
-    runs = [(int(m.group(1)), p) for p in log_root.iterdir() if p.is_dir() and (m := _VERSION.match(p.name))]
-    return [path for _, path in sorted(runs)]
+    return numbered_folders(log_root, RUN_PREFIX)
 
 
 def file_logger(logger: object) -> Namespace | None:
@@ -121,65 +114,23 @@ def _best_recorded_in(last: Path) -> Path | None:
     return None
 
 
-class RunLogger(TensorBoardLogger):
-    """TensorBoardLogger that claims a new run folder with one `mkdir`, and can take back what it wrote.
+def numbered_folders(root: Path, prefix: str) -> list[Path]:
+    """The folders `prefix`N under `root`, lowest N first."""
+    pattern = re.compile(rf"^{re.escape(prefix)}(\d+)$")
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := pattern.match(p.name))] \
+        if root.is_dir() else []
+    return [path for _, path in sorted(found)]
 
-    TensorBoardLogger picks "highest version + 1" and creates the folder later, so two runs started
-    at the same moment can pick the same number; an exclusive mkdir makes the second one move on.
-    Lightning creates the event file while it sets a run up, before the data is even read, so a
-    command that fails there would leave an empty run folder (or an empty event file in the run it
-    was to score); `discard` removes exactly what this process added.
-    """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._claimed: Path | None = None
-        self._made_root = False
-        self._files_before: set[Path] | None = None
-
-    def _get_next_version(self) -> int:
-        if rank_zero_only.rank != 0:  # only process 0 claims; the others get its folder by broadcast
-            return super()._get_next_version()
-        root = Path(self.root_dir)
-        self._made_root = not root.exists()
-        root.mkdir(parents=True, exist_ok=True)
-        version = max((int(m.group(1)) for p in root.iterdir() if (m := _VERSION.match(p.name))), default=-1) + 1
-        while True:
-            try:
-                (root / f"version_{version}").mkdir()
-            except FileExistsError:
-                version += 1
-                continue
-            self._claimed = root / f"version_{version}"
-            return version
-
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> SummaryWriter:
-        if self._experiment is None:
-            folder = Path(self.log_dir)
-            self._files_before = set(folder.iterdir()) if folder.is_dir() else set()
-        return super().experiment
-
-    @rank_zero_only
-    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        """Lightning's epoch counter, which it logs beside every metric as "epoch", as EPOCH_TAG:
-        TensorBoard's Time Series sorts groups by name and expands the first two, and "epoch" led."""
-        if "epoch" in metrics:
-            metrics = {(EPOCH_TAG if key == "epoch" else key): value for key, value in metrics.items()}
-        super().log_metrics(metrics, step)
-
-    def discard(self) -> None:
-        """Close the event file and remove what this process added to the run folder."""
-        if self._experiment is not None:
-            self._experiment.close()
-            self._experiment = None
-        folder = Path(self.log_dir)
-        if self._files_before is not None and folder.is_dir():
-            for path in set(folder.iterdir()) - self._files_before:
-                if path.name.startswith("events.out.tfevents.") or path.name == "hparams.yaml":
-                    path.unlink()
-        self._files_before = None
-        for made, empty in ((self._claimed is not None, self._claimed), (self._made_root, Path(self.root_dir))):
-            if made and empty is not None and empty.is_dir() and not any(empty.iterdir()):
-                empty.rmdir()
+def claim_folder(root: Path, prefix: str) -> Path:
+    """A new, empty folder `prefix`N under `root`, N above every existing one, claimed by one
+    exclusive mkdir: two processes that list the folder at the same moment still get two folders."""
+    root.mkdir(parents=True, exist_ok=True)
+    existing = numbered_folders(root, prefix)
+    number = int(existing[-1].name.removeprefix(prefix)) + 1 if existing else 0
+    while True:
+        try:
+            (root / f"{prefix}{number}").mkdir()
+            return root / f"{prefix}{number}"
+        except FileExistsError:
+            number += 1

@@ -25,6 +25,8 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities.types import LRSchedulerConfig
 
+from digit_recognizer.lightning_internals import epoch_batches_all_fetched
+
 
 class EpochEndSchedulerStep(Callback):
     """Keep the epoch's pending scheduler step in end-of-epoch checkpoints; replay it on resume."""
@@ -53,7 +55,7 @@ class EpochEndSchedulerStep(Callback):
         # the epoch is completed (`completed` is counted after that step): Lightning acts on a SIGTERM
         # that came in at an epoch's end only then, in `_FitLoop.on_advance_end`, and
         # InterruptCheckpoint saves that state. (`current_epoch` is `completed`: compare `started`.)
-        all_trained = loop.epoch_loop._num_ready_batches_reached() and batches.completed == batches.ready
+        all_trained = epoch_batches_all_fetched(trainer) and batches.completed == batches.ready
         if not all_trained or epoch.completed >= epoch.started:
             return state
         metrics = {}
@@ -89,7 +91,7 @@ class EpochEndSchedulerStep(Callback):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         """Manual optimization: the last epoch's step, if it trained all its batches (as Lightning)."""
-        if not pl_module.automatic_optimization and trainer.fit_loop.epoch_loop._num_ready_batches_reached():
+        if not pl_module.automatic_optimization and epoch_batches_all_fetched(trainer):
             self._step(trainer, pl_module, trainer.current_epoch - 1, _scalars(trainer))
 
     def _step(self, trainer: Trainer, pl_module: LightningModule, epoch: int, metrics: dict[str, float]) -> None:

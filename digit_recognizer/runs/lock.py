@@ -16,7 +16,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from digit_recognizer.runs import run_folder
+from digit_recognizer.runs.folders import run_folder
 
 LOCK_FILE = ".training.lock"
 PID_FILE = ".training.pid"
