@@ -46,7 +46,7 @@ done
 fit() {
     local name=$1 seed=$2
     shift 2
-    (cd "$OUT" && python -m digit_recognizer fit --config "$REPO/configs/cnn.yaml" --seed_everything "$seed" \
+    (cd "$OUT" && python -m digit_recognizer fit --config cnn.yaml --seed_everything "$seed" \
         --data.data_dir "$DATA" --data.download false --trainer.accelerator "$ACCELERATOR" \
         --trainer.max_epochs "$EPOCHS" ${LIMIT:+--trainer.limit_train_batches "$LIMIT"} \
         --trainer.enable_progress_bar false --trainer.enable_model_summary false \

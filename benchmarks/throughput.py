@@ -33,7 +33,7 @@ from digit_recognizer.classifier import reference_optimizer
 
 warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")  # Lightning 2.6 on torch 2.14
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "cnn.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "digit_recognizer" / "recipes" / "cnn.yaml"
 
 
 def synchronize(device: torch.device) -> None:

@@ -2,7 +2,7 @@
 `report`, `ensemble` and `export`.
 
 What LightningCLI does not do, and this module adds:
-- every run starts from the reference recipe (configs/cnn.yaml, the default config), and
+- every run starts from the reference recipe (digit_recognizer/recipes/cnn.yaml, the default config), and
   `--config NAME` finds a shipped recipe by name from any folder;
 - the callbacks and plugins that make runs resumable and checkpoints safe are set here, in code,
   so a user's own minimal config keeps them;

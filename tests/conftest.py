@@ -22,7 +22,8 @@ from digit_recognizer.data import KaggleDigitsDataModule
 from digit_recognizer.data.csv import write_digits_csv
 
 REPO = Path(__file__).resolve().parents[1]
-CNN_CONFIG = REPO / "configs" / "cnn.yaml"  # also what a run without --config starts from
+RECIPES = REPO / "digit_recognizer" / "recipes"  # the shipped recipes
+CNN_CONFIG = RECIPES / "cnn.yaml"  # also what a run without --config starts from
 # The real competition files, when $DIGIT_RECOGNIZER_DATA names them (CI points it at its copy);
 # the variable is then cleared for every test, which choose their data folders themselves.
 REAL_DATA = Path(os.environ["DIGIT_RECOGNIZER_DATA"]) if os.environ.get("DIGIT_RECOGNIZER_DATA") else None

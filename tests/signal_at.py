@@ -102,3 +102,18 @@ class SignalAtFitEnd(Callback):
 
     def on_fit_end(self, trainer, pl_module) -> None:
         self._maybe("fit_end")
+
+
+class SignalOnceAcrossRuns(Callback):
+    """Send `signum` at the start of batch `batch` of the run whose validation fold is `fold`
+    (data.fold), then create `marker`: a command run again with the same arguments (an ensemble
+    continued) is not signalled a second time."""
+
+    def __init__(self, marker: str, fold: int, batch: int = 1, signum: int = int(signal.SIGTERM)) -> None:
+        self.marker, self.fold, self.batch, self.signum = marker, fold, batch, signum
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx: int) -> None:
+        if (batch_idx == self.batch and trainer.datamodule.hparams.fold == self.fold
+                and not os.path.exists(self.marker)):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), self.signum)

@@ -1,4 +1,4 @@
-"""configs/best.yaml end to end on tiny data: every row trains, the averaged weights are what is saved."""
+"""The best.yaml recipe end to end on tiny data: every row trains, the averaged weights are what is saved."""
 
 from functools import partial
 
@@ -15,9 +15,9 @@ from digit_recognizer.training import SWAWeightAveraging
 from digit_recognizer.errors import UserError
 from digit_recognizer.classifier import DigitClassifier
 
-from conftest import REPO, raises_one_line, run_cli, tiny_datamodule, tiny_run_args, tiny_trainer, write_tiny_data
+from conftest import RECIPES, REPO, raises_one_line, run_cli, tiny_datamodule, tiny_run_args, tiny_trainer, write_tiny_data
 
-BEST_CONFIG = REPO / "configs" / "best.yaml"
+BEST_CONFIG = RECIPES / "best.yaml"
 
 
 def best_args(data_dir, *extra: str) -> list[str]:

@@ -12,7 +12,7 @@ import yaml
 
 from digit_recognizer.data.csv import write_digits_csv
 
-from conftest import REPO, random_digits, run_cli, tiny_run_args, workdir_args, write_tiny_data
+from conftest import RECIPES, REPO, random_digits, run_cli, tiny_run_args, workdir_args, write_tiny_data
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +75,7 @@ def test_predict_in_the_run_folder_keeps_the_training_config(workdir):
 
 
 def test_print_config_shows_the_reference_recipe():
-    result = run_cli("fit", "--config", str(REPO / "configs" / "cnn.yaml"), "--print_config", cwd=REPO)
+    result = run_cli("fit", "--config", str(RECIPES / "cnn.yaml"), "--print_config", cwd=REPO)
     config = yaml.safe_load(result.stdout)
     optimizer = config["model"]["optimizer"]
     assert optimizer["class_path"] == "torch.optim.RMSprop"

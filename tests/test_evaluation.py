@@ -12,7 +12,7 @@ from digit_recognizer import evaluation
 from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_input
 from digit_recognizer.models import DigitCNN
 
-from conftest import REPO, raises_one_line, run_cli, tiny_run_args
+from conftest import RECIPES, raises_one_line, run_cli, tiny_run_args
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -88,7 +88,7 @@ def test_a_network_without_held_out_rows_is_refused(tiny_data, tmp_path):
 
 @pytest.mark.slow
 def test_batch_norm_statistics_scores_one_average_with_each_choice_of_statistics(tiny_data, tmp_path):
-    run_cli("fit", *tiny_run_args(tiny_data, "--config", str(REPO / "configs" / "strong.yaml"), "--trainer.max_epochs", "2",
+    run_cli("fit", *tiny_run_args(tiny_data, "--config", str(RECIPES / "strong.yaml"), "--trainer.max_epochs", "2",
                                   "--data.val_fraction", "0.2", "--model.network.init_args.width", "4"), cwd=tmp_path)
     path = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     result = run_script("batch_norm_statistics", "--data-dir", str(tiny_data), str(path))

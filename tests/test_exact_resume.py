@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, run_cli, tiny_run_args
+from conftest import RECIPES, run_cli, tiny_run_args
 
 pytestmark = pytest.mark.slow
 LAST = Path("lightning_logs/version_0/checkpoints/last.ckpt")
@@ -23,7 +23,7 @@ CALLBACK_STATES = ("RandomStateCheckpoint", "EpochEndSchedulerStep", "SWAWeightA
 def fit(cwd: Path, recipe: str, *extra: str, check: bool = True):
     cwd.mkdir(exist_ok=True)
     args = tiny_run_args(cwd.parent / "data", "--trainer.accelerator", "cpu", "--trainer.deterministic", "true",
-                         config=REPO / "configs" / recipe)
+                         config=RECIPES / recipe)
     env_path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     os.environ["PYTHONPATH"] = env_path  # run_cli passes the environment on: SignalAt imports from tests/
     return run_cli("fit", *args, *extra, cwd=cwd, check=check)
@@ -222,7 +222,7 @@ def test_signals_stop_evaluating_commands_promptly_and_write_nothing(root, cnn_s
     folder = root / "cnn-straight"
     submission = folder / "submission.csv"
     submission.write_text("ImageId,Label\n1,7\n")
-    args = tiny_run_args(root / "data", config=REPO / "configs" / "cnn.yaml")
+    args = tiny_run_args(root / "data", config=RECIPES / "cnn.yaml")
     os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     result = run_cli(command, *args, "--ckpt_path", "last", "--data.batch_size", "8", "--submission.path", str(submission),
                      "--trainer.callbacks+=signal_at.SignalAtPredictBatch", "--trainer.callbacks.batch", "1",

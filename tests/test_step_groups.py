@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, raises_one_line, tiny_run_args, write_tiny_data
+from conftest import RECIPES, raises_one_line, tiny_run_args, write_tiny_data
 from digit_recognizer.cli import DigitCLI
 from digit_recognizer.data.step_groups import StepGroup
 from digit_recognizer.errors import DataError, UserError
@@ -38,7 +38,7 @@ def train(data_dir: Path, root: Path, steps_per_batch: int, *extra: str, recipe:
                          "--trainer.max_epochs", str(epochs), "--trainer.limit_train_batches", "1.0",
                          "--trainer.enable_progress_bar", "false",
                          "--trainer.logger.init_args.save_dir", str(root),
-                         "--data.steps_per_batch", str(steps_per_batch), *extra, config=REPO / "configs" / recipe)
+                         "--data.steps_per_batch", str(steps_per_batch), *extra, config=RECIPES / recipe)
     return DigitCLI(args=["fit", *args])
 
 

@@ -75,7 +75,7 @@ class InterruptCheckpoint(Callback):
 def _end_validation_weight_swaps(trainer: Trainer, pl_module: LightningModule) -> None:
     """Put the trained weights back before saving from inside a validation epoch.
 
-    Weight averaging (SWAWeightAveraging in configs/best.yaml, or EMAWeightAveraging) swaps the
+    Weight averaging (SWAWeightAveraging in recipes/best.yaml, or EMAWeightAveraging) swaps the
     averaged weights into the model in `on_validation_epoch_start` and back in
     `on_validation_epoch_end`; a stop in between would otherwise save the two sets the wrong way
     round. InterruptCheckpoint follows those two hooks itself: `trainer.validating` is still true in

@@ -72,7 +72,7 @@ def find_checkpoint(log_root: Path, which: str) -> Path:
     """The `last` checkpoint of the newest run under `log_root` that has one, or that run's `best`.
 
     `best` never falls back to an older run: after training a recipe that keeps only last.ckpt
-    (configs/best.yaml), an older run's best would be a different model.
+    (recipes/best.yaml), an older run's best would be a different model.
     """
     for run in reversed(run_dirs(log_root)):
         last = run / "checkpoints" / LAST

@@ -1,13 +1,11 @@
-"""The shipped recipes (configs/*.yaml), found by name from any folder.
+"""The shipped recipes (the YAML files beside this module), found by name from any folder.
 
-The repository's top-level `configs/` folder is installed as the package `digit_recognizer.configs`
-(setup.cfg maps it), so `--config cnn.yaml` works after `pip install` wherever the user is; a path
-to a file still wins over a recipe of the same name.
+They are package data, so `--config cnn.yaml` works after `pip install` wherever the user is; a
+path to a file still wins over a recipe of the same name.
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from digit_recognizer.errors import UserError
@@ -16,11 +14,8 @@ DEFAULT_RECIPE = "cnn.yaml"  # the reference recipe: every run's base config
 
 
 def recipes_dir() -> Path:
-    """The folder of the installed recipes (the repository's configs/ in a source checkout)."""
-    try:
-        return Path(str(resources.files("digit_recognizer.configs")))
-    except ModuleNotFoundError:  # imported from a source tree that was never installed
-        return Path(__file__).resolve().parents[1] / "configs"
+    """The folder of the shipped recipes."""
+    return Path(__file__).resolve().parent
 
 
 def recipe_names() -> list[str]:

@@ -1,1 +1,0 @@
-"""The shipped recipes, installed as `digit_recognizer.configs` (see digit_recognizer/recipes.py)."""
