@@ -99,6 +99,29 @@ def test_sigterm_stops_a_two_process_predict_and_leaves_no_process(ddp_run: Path
         process.communicate()
 
 
+def test_sigterm_stops_a_two_process_fit_and_leaves_no_process(tmp_path: Path):
+    """SIGTERM to the command (process 0) once both processes train: it saves last.ckpt to resume."""
+    write_tiny_data(tmp_path)
+    process = start_ddp(tmp_path, "fit", *default_run_args(tmp_path / "data", *DDP, "--trainer.max_epochs", "1000"))
+    try:
+        wait_for(tmp_path / RUN / "checkpoints" / "last.ckpt", process)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            out, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("still running 60 s after SIGTERM") from None
+        assert process.returncode == 143, (out + err)[-3000:]
+        assert time.monotonic() - signalled < 60
+        assert not group_survivors(process.pid), "a process of the run outlived it"
+        assert "Traceback" not in err, err[-3000:]
+        assert "continue with --ckpt_path last" in out + err
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
 def test_processes_that_wait_for_each_other_in_vain_end_with_one_line(ddp_run: Path):
     """Process 0 broadcasts while process 1 waits at a barrier: with a 60 s collective timeout the
     run ends within about 2 minutes, exit 1, one line instead of a traceback, no process left."""
