@@ -77,9 +77,11 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     return cache
 
 
-def run_cli(*args: str, cwd: Path, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess:
-    """`python -m digit_recognizer ARGS` in a subprocess, as a user would run it."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+def run_cli(*args: str, cwd: Path, check: bool = True, timeout: float = 240,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m digit_recognizer ARGS` in a subprocess, as a user would run it (`env`: variables
+    to set beside the test's own)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200", **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "digit_recognizer", *args],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
@@ -131,6 +133,14 @@ def tiny_run_args(data_dir: Path, *extra: str, config: Path = CNN_CONFIG) -> lis
 def workdir_args(root: Path, *extra: str) -> list[str]:
     """tiny_run_args for root/data, with the parsed-CSV cache in root/cache."""
     return tiny_run_args(root / "data", "--data.cache_dir", str(root / "cache"), *extra)
+
+
+def default_run_args(data_dir: Path, *extra: str, config: Path = CNN_CONFIG) -> list[str]:
+    """tiny_run_args with every default a user has on (the model summary too)."""
+    args = tiny_run_args(data_dir, *extra, config=config)
+    at = args.index("--trainer.enable_model_summary")
+    del args[at : at + 2]
+    return args
 
 
 def tiny_trainer(root: Path, **settings) -> Trainer:

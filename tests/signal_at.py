@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 from lightning.pytorch import Callback
 
@@ -117,3 +119,16 @@ class SignalOnceAcrossRuns(Callback):
                 and not os.path.exists(self.marker)):
             open(self.marker, "w").close()
             os.kill(os.getpid(), self.signum)
+
+
+class SlowPredictBatches(Callback):
+    """Each prediction batch takes `seconds` longer (a long `predict` on tiny data), and process 0
+    creates the file `started` at the first one: a test then signals the running command."""
+
+    def __init__(self, started: str, seconds: float = 1.0) -> None:
+        self.started, self.seconds = started, seconds
+
+    def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        if trainer.is_global_zero and batch_idx == 0:
+            Path(self.started).touch()
+        time.sleep(self.seconds)

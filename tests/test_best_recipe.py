@@ -1,6 +1,8 @@
 """The best.yaml recipe end to end on tiny data: every row trains, the averaged weights are what is saved."""
 
+import json
 from functools import partial
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,10 +16,12 @@ from digit_recognizer.resume import InterruptCheckpoint
 from digit_recognizer.training import SWAWeightAveraging
 from digit_recognizer.errors import UserError
 from digit_recognizer.classifier import DigitClassifier
+from digit_recognizer.report import CURVES_FILE
 
 from conftest import RECIPES, REPO, raises_one_line, run_cli, tiny_datamodule, tiny_run_args, tiny_trainer, write_tiny_data
 
 BEST_CONFIG = RECIPES / "best.yaml"
+RUN = Path("lightning_logs") / "version_0"
 
 
 def best_args(data_dir, *extra: str) -> list[str]:
@@ -67,6 +71,52 @@ def test_predict_from_the_last_checkpoint(best_run, tmp_path):
     result = run_cli("predict", *best_args(data, "--ckpt_path", "last", "--submission.path", str(target)), cwd=root)
     assert pd.read_csv(target)["ImageId"].tolist() == list(range(1, 51))
     assert "WeightAveraging" not in result.stderr, "the averaged weights are what predict should use: no warning"
+
+
+def test_report_of_a_run_without_validation_draws_its_curves(best_run, tmp_path):
+    root, *_ = best_run
+    result = run_cli("report", str(root / RUN), "--output-dir", str(tmp_path), cwd=root)
+    assert (tmp_path / CURVES_FILE).is_file()
+    assert any(line.startswith("no projector embedding:") for line in result.stdout.splitlines()), result.stdout
+
+
+FIVE_VIEWS = "averaging 5 views (the image and its shifts [1, 0] [-1, 0] [0, 1] [0, -1]) of 1 network"
+
+
+def without_the_recipe(data, *extra: str) -> list[str]:
+    """best_args without --config best.yaml: what a plain `predict --ckpt_path last` gets (cnn.yaml's defaults)."""
+    args = best_args(data, *extra)
+    del args[:2]
+    return args
+
+
+def test_predict_of_the_run_uses_its_recorded_views_without_the_recipe(best_run, tmp_path):
+    root, data, *_ = best_run
+    plain, recipe = tmp_path / "plain.csv", tmp_path / "recipe.csv"
+    result = run_cli("predict", *without_the_recipe(data, "--ckpt_path", "last", "--submission.path", str(plain)), cwd=root)
+    assert f"predict: {FIVE_VIEWS}" in result.stdout + result.stderr
+    run_cli("predict", *best_args(data, "--ckpt_path", "last", "--submission.path", str(recipe)), cwd=root)
+    assert plain.read_text() == recipe.read_text()
+
+
+def test_shifts_on_the_command_line_win_over_the_recorded_ones(best_run, tmp_path):
+    root, data, *_ = best_run
+    result = run_cli("predict", *without_the_recipe(data, "--ckpt_path", "last", "--inference.shifts", "[]",
+                                                    "--submission.path", str(tmp_path / "one_view.csv")), cwd=root)
+    output = result.stdout + result.stderr
+    assert "predict: averaging 1 view (the image alone) of 1 network" in output and "5 views" not in output
+
+
+def test_validate_and_export_of_the_run_use_its_recorded_views(best_run, tmp_path):
+    root, data, *_ = best_run
+    # the run trained on every row: validate needs a split to score (here rows it trained on)
+    result = run_cli("validate", *without_the_recipe(data, "--ckpt_path", "last", "--data.val_fraction", "0.1"), cwd=root)
+    assert f"validate: {FIVE_VIEWS}" in result.stdout + result.stderr and "val/acc" in result.stdout
+    output = tmp_path / "model.onnx"
+    result = run_cli("export", *without_the_recipe(data, "--ckpt_path", "last", "--output", str(output)), cwd=root)
+    assert f"export: {FIVE_VIEWS}" in result.stdout
+    card = json.loads((tmp_path / "model.onnx.json").read_text())
+    assert card["recipe"]["inference"]["shifts"] == [[1, 0], [-1, 0], [0, 1], [0, -1]]
 
 
 def test_print_config_shows_the_best_recipe():

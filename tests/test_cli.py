@@ -1,5 +1,6 @@
 """The command line end to end, in subprocesses, as a user runs it on tiny CSVs."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import yaml
 from digit_recognizer.data.csv import write_digits_csv
 
 from conftest import RECIPES, REPO, random_digits, run_cli, tiny_run_args, workdir_args, write_tiny_data
+from test_command_signals import TESTS_ON_PATH
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +41,15 @@ def test_fit_writes_checkpoints_config_and_events(workdir):
     assert (workdir / "cache").is_dir() and list((workdir / "cache").iterdir()), "parsed CSVs are cached"
 
 
+def test_last_checkpoint_is_written_after_every_epoch(tmp_path):
+    """What `--ckpt_path last` resumes: epoch 0's last.ckpt is there when epoch 1 starts, epoch 1's at the end."""
+    write_tiny_data(tmp_path)
+    record = tmp_path / "last_epochs.json"
+    run_cli("fit", *workdir_args(tmp_path, "--trainer.max_epochs", "2", "--trainer.callbacks+=probes.LastCheckpointEpochs",
+                                 "--trainer.callbacks.record", str(record)), cwd=tmp_path, env=TESTS_ON_PATH)
+    assert json.loads(record.read_text()) == [None, 0, 1], "last.ckpt's epoch at the start of epochs 0, 1 and at the end"
+
+
 @pytest.mark.parametrize("subcommand, metric", [("validate", "val/acc"), ("test", "test/acc")])
 def test_validate_and_test_score_a_checkpoint(workdir, subcommand, metric):
     result = run_cli(subcommand, *workdir_args(workdir, "--ckpt_path", "best"), cwd=workdir)
@@ -46,10 +57,20 @@ def test_validate_and_test_score_a_checkpoint(workdir, subcommand, metric):
 
 
 def test_test_scores_a_labelled_csv(workdir, tmp_path):
+    """The file's own labels are scored, not the validation split's: 5 of its 20 labels are the
+    network's answers, the other 15 are not, so test/acc is exactly 0.25."""
+    from digit_recognizer.data.datamodule import to_model_input
+    from digit_recognizer.inference import network_from_checkpoint
+
+    images, _ = random_digits(20, seed=5)
+    last = checkpoints(workdir) / "last.ckpt"
+    with torch.no_grad():
+        answers = network_from_checkpoint(last)(to_model_input(images)).argmax(dim=1)
+    labels = torch.where(torch.arange(20) < 5, answers, (answers + 1) % 10)
     labelled = tmp_path / "labelled.csv"
-    write_digits_csv(labelled, *random_digits(30, seed=5))
+    write_digits_csv(labelled, images, labels)
     result = run_cli("test", *workdir_args(workdir, "--ckpt_path", "last", "--data.test_csv", str(labelled)), cwd=workdir)
-    assert "test/acc" in result.stdout
+    assert float(re.search(r"test/acc\s*│\s*([0-9.]+)", result.stdout).group(1)) == pytest.approx(0.25, abs=1e-6)
 
 
 def test_predict_writes_a_kaggle_submission(workdir, tmp_path):

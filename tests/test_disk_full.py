@@ -28,8 +28,11 @@ from digit_recognizer.data.cache import load_digits
 from digit_recognizer.data.csv import write_digits_csv
 from digit_recognizer.errors import UserError
 from digit_recognizer.classifier import DigitClassifier
+from digit_recognizer.report import CONFUSION_FILE, CURVES_FILE
 
-from conftest import REPO, raises_one_line, random_digits
+from conftest import REPO, raises_one_line, random_digits, run_cli, workdir_args, write_tiny_data
+from test_bad_input import one_line_error
+from test_command_signals import TESTS_ON_PATH
 
 SUBMISSION = "ImageId,Label\n1,3\n"
 
@@ -184,3 +187,39 @@ def test_a_real_full_filesystem(tmp_path):
     assert results["cache"] == 50
     assert "no space left on device" in result.stderr and "continuing without it" in result.stderr
     assert results["files"] == ["cache", "filler", "last.ckpt", "submission.csv"], "no temporary files"
+
+
+# -- during a real `fit` ---------------------------------------------------------------------------
+
+def test_a_full_disk_in_the_second_epoch_keeps_the_first_epochs_checkpoint_and_record(tmp_path):
+    """Saving a checkpoint fails with ENOSPC from the second epoch on: one line, exit 2, and what
+    the first epoch left stays usable (last.ckpt resumes, its metrics stay in the event files, report draws them)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    write_tiny_data(tmp_path)
+    args = workdir_args(tmp_path, "--trainer.max_epochs", "2", "--trainer.callbacks+=probes.DiskFullFromEpoch",
+                        "--trainer.callbacks.epoch", "1")
+    result = run_cli("fit", *args, cwd=tmp_path, check=False, env=TESTS_ON_PATH)
+    error = one_line_error(result.returncode, result.stderr).removeprefix("error: ")
+    run = tmp_path / "lightning_logs" / "version_0"
+    failed, _, reason = error.partition(": ")
+    assert (tmp_path / failed).parent.resolve() == (run / "checkpoints").resolve() and failed.endswith(".ckpt"), error
+    assert "no space left on device" in reason, error
+
+    last = run / "checkpoints" / "last.ckpt"
+    check_checkpoint(last, DigitClassifier())  # a whole checkpoint of this model: --ckpt_path last resumes
+    assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 0
+    assert all(p.suffix == ".ckpt" and not p.name.startswith(".") for p in (run / "checkpoints").iterdir()), \
+        "no temporary file"
+
+    events = sorted(run.glob("events.out.tfevents.*"))
+    assert events, "the run's event files were deleted"
+    accumulator = EventAccumulator(str(events[0])).Reload()
+    epoch_at_step = {e.step: int(e.value) for e in accumulator.Scalars("trainer/epoch")}
+    assert 0 in [epoch_at_step.get(e.step) for e in accumulator.Scalars("val/acc")], "epoch 0's val/acc"
+
+    for figure in run.glob("*.png"):
+        figure.unlink()
+    report = run_cli("report", str(run), "--embedding-images", "0", cwd=tmp_path)
+    assert f"wrote {run / CURVES_FILE}" in report.stdout and (run / CURVES_FILE).is_file()
+    assert (run / CONFUSION_FILE).is_file()

@@ -17,7 +17,7 @@ from digit_recognizer.checkpoints import CHECKPOINT_FORMAT
 from digit_recognizer.names import FORMAT_KEY
 from digit_recognizer.main import main
 
-from conftest import run_cli, tiny_run_args, write_tiny_data
+from conftest import run_cli, start_cli, tiny_run_args, write_tiny_data
 from test_bad_input import one_line_error
 
 RUN = Path("lightning_logs/version_0")
@@ -99,17 +99,53 @@ def checkpoint_with(trained: Path, tmp_path: Path, change) -> Path:
     return path
 
 
-def test_a_checkpoint_of_the_earlier_format_still_validates(trained, tmp_path):
-    def to_format_1(contents):  # as checkpoints were written before the network was injected
-        del contents[FORMAT_KEY]
-        hparams = contents["hyper_parameters"]
-        dropouts = hparams.pop("network")["init_args"]
-        hparams.update(dropouts, teachers=None, distillation_weight=1.0)
-        hparams.pop("distillation", None)
+def to_format_1(contents):
+    """As checkpoints were written before the network was injected (and before they recorded
+    their inference settings)."""
+    del contents[FORMAT_KEY]
+    hparams = contents["hyper_parameters"]
+    dropouts = hparams.pop("network")["init_args"]
+    hparams.update(dropouts, teachers=None, distillation_weight=1.0)
+    hparams.pop("distillation", None)
+    contents.get("callbacks", {}).pop("InferenceAveraging", None)
 
+
+def test_a_checkpoint_of_the_earlier_format_still_validates(trained, tmp_path):
     old = checkpoint_with(trained, tmp_path, to_format_1)
     result = run_cli("validate", "--config", "cnn.yaml", *tiny(trained / "data"), "--ckpt_path", str(old), cwd=trained)
     assert "val/acc" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["test", "predict", "export"])
+def test_a_checkpoint_of_the_earlier_format_still_tests_predicts_and_exports(trained, tmp_path, command):
+    old = checkpoint_with(trained, tmp_path, to_format_1)
+    result = run_cli(command, "--config", "cnn.yaml", *tiny(trained / "data"), "--ckpt_path", str(old), cwd=trained)
+    if command == "test":
+        assert re.search(r"test/acc\s*│\s*[0-9.]+", result.stdout), result.stdout[-2000:]
+    elif command == "predict":  # beside the checkpoint, as for any checkpoint file
+        assert pd.read_csv(tmp_path / "submission.csv")["ImageId"].tolist() == list(range(1, 51))
+    else:
+        assert (tmp_path / "model.onnx").is_file()
+        network = json.loads((tmp_path / "model.onnx.json").read_text())["recipe"]["network"]
+        assert network == {"class_path": "digit_recognizer.models.DigitCNN",
+                           "init_args": {"conv_dropout": 0.25, "dense_dropout": 0.5}}, "migrated to today's terms"
+
+
+def test_a_misspelt_option_is_one_short_message_naming_the_right_one(tmp_path):
+    result = run_cli("fit", "--data.bach_size", "3", cwd=tmp_path, check=False)
+    assert len(result.stderr.strip().splitlines()) <= 3, result.stderr[-3000:]
+    error = one_line_error(result.returncode, result.stderr)
+    assert "--data.bach_size" in error and "did you mean --data.batch_size?" in error, error
+    assert "python -m digit_recognizer fit --help" in error, error
+    assert not (tmp_path / "lightning_logs").exists()
+
+
+def test_the_cli_runs_where_there_is_no_fcntl(tmp_path):
+    """Windows has no fcntl module: the run lock must not need it to import the CLI."""
+    process = start_cli("fit", "--help", cwd=tmp_path, prelude='import sys\nsys.modules["fcntl"] = None')
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 0, output[-3000:]
+    assert "--data.batch_size" in output and "Traceback" not in output
 
 
 @pytest.mark.parametrize("change, message", [

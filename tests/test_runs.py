@@ -60,3 +60,25 @@ def test_every_fit_locks_its_run_while_it_trains(tmp_path):
         os.kill(training.pid, signal.SIGTERM)
         training.communicate(timeout=120)
     assert training_pid(tmp_path / "lightning_logs" / "version_0") is None, "the lock goes with the process"
+
+
+def test_discard_of_a_logger_that_logged_nothing_removes_its_event_file(tmp_path):
+    logger = RunLogger(save_dir=str(tmp_path), name="runs")
+    logger.experiment  # Lightning creates the event file while it sets a run up
+    assert list(Path(logger.log_dir).glob("events.out.tfevents.*"))
+    logger.discard()
+    assert not (tmp_path / "runs").exists()
+
+
+def test_discard_keeps_the_events_of_a_run_that_logged_metrics(tmp_path):
+    """A run that fails after some epochs (a full disk at the next checkpoint) keeps their record:
+    `report` and TensorBoard still show them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logger = RunLogger(save_dir=str(tmp_path), name="runs")
+    logger.log_metrics({"val/acc": 0.5, "epoch": 0}, step=3)
+    logger.discard()
+    events = list(Path(logger.log_dir).glob("events.out.tfevents.*"))
+    assert len(events) == 1
+    scalars = EventAccumulator(str(events[0])).Reload().Scalars("val/acc")
+    assert [(s.step, s.value) for s in scalars] == [(3, 0.5)]

@@ -1,5 +1,12 @@
 """The data path, DDP on CPU (gloo) and mixed precision, on tiny data."""
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import suppress
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +17,8 @@ from torch.utils.data import DataLoader
 from digit_recognizer.data.in_memory import DigitTensors, collate_batch
 from digit_recognizer.classifier import DigitClassifier
 
-from conftest import run_cli, tiny_run_args
+from conftest import default_run_args, run_cli, tiny_run_args, wait_for, write_tiny_data
+from test_command_signals import TESTS_ON_PATH, group_survivors
 
 
 class NoPerSampleFetch(DigitTensors):
@@ -27,29 +35,133 @@ def test_a_batch_is_one_index_operation():
     assert batches[1][2].tolist() == [4, 5, 6, 7], "each image's row in its CSV comes along"
 
 
-def test_ddp_on_two_cpu_processes_writes_one_run_and_one_complete_submission(tmp_path: Path, tiny_data: Path):
-    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
-    run_cli("fit", *tiny_run_args(tiny_data, *ddp), cwd=tmp_path, timeout=300)
-    runs = list((tmp_path / "lightning_logs").iterdir())
+DDP = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+RUN = Path("lightning_logs") / "version_0"
+STOPPED_WAITING = "error: the processes of this multi-process run stopped waiting for each other ("
+
+
+@pytest.fixture(scope="module")
+def ddp_run(tmp_path_factory) -> Path:
+    """A folder with tiny data and one 2-process `fit` with a user's defaults (the model summary on)."""
+    root = tmp_path_factory.mktemp("ddp")
+    write_tiny_data(root)
+    run_cli("fit", *default_run_args(root / "data", *DDP), cwd=root, timeout=300)
+    return root
+
+
+def start_ddp(root: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    """`python -m digit_recognizer ARGS` in a process group of its own (searched and killed whole
+    by the test), its stdout and stderr apart."""
+    return subprocess.Popen([sys.executable, "-m", "digit_recognizer", *args], cwd=root, text=True,
+                            env={**os.environ, **TESTS_ON_PATH, "PYTHONUNBUFFERED": "1", **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def test_ddp_on_two_cpu_processes_writes_one_run_and_one_complete_submission(ddp_run: Path):
+    """Default options: the submission goes into the run folder (SubmissionWriter reads that folder
+    on process 0 alone; a collective there hung both processes forever)."""
+    runs = list((ddp_run / "lightning_logs").iterdir())
     assert [run.name for run in runs] == ["version_0"], "one set of logs"
     assert sorted(p.name for p in (runs[0] / "checkpoints").iterdir())[1:] == ["last.ckpt"]
 
-    submission = tmp_path / "submission.csv"
     # 50 test images on 2 processes with batch 32: the second shard is padded with a repeat.
-    result = run_cli("predict", *tiny_run_args(tiny_data, *ddp, "--ckpt_path", "last", "--submission.path",
-                                              str(submission)), cwd=tmp_path, timeout=300)
-    assert result.stdout.count("written to") == 1
+    result = run_cli("predict", *default_run_args(ddp_run / "data", *DDP, "--ckpt_path", "last"), cwd=ddp_run,
+                     timeout=300)
+    submission = (ddp_run / RUN / "submission.csv").resolve()
+    assert result.stdout.count("written to") == 1 and f"Submission (50 rows) written to {submission}" in result.stdout
     frame = pd.read_csv(submission)
-    assert frame["ImageId"].tolist() == list(range(1, 51))
+    assert frame["ImageId"].tolist() == list(range(1, 51)) and frame["Label"].between(0, 9).all()
 
 
-def fit_and_load_last(tmp_path: Path, tiny_data: Path, *extra: str) -> dict:
-    run_cli("fit", *tiny_run_args(tiny_data, *extra), cwd=tmp_path)
+def test_sigterm_stops_a_two_process_predict_and_leaves_no_process(ddp_run: Path, tmp_path: Path):
+    """SIGTERM to the command (process 0, as `kill PID` sends it) while both processes predict."""
+    started = tmp_path / "started"
+    args = default_run_args(ddp_run / "data", *DDP, "--ckpt_path", "last", "--data.batch_size", "2",
+                            "--submission.path", str(tmp_path / "submission.csv"),  # 13 batches of 1 s each
+                            "--trainer.callbacks+=signal_at.SlowPredictBatches", "--trainer.callbacks.started",
+                            str(started))
+    process = start_ddp(ddp_run, "predict", *args)
+    try:
+        wait_for(started, process)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            out, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("still running 60 s after SIGTERM") from None
+        assert process.returncode == 143, (out + err)[-3000:]
+        assert time.monotonic() - signalled < 60
+        assert not group_survivors(process.pid), "a process of the run outlived it"
+        assert "Traceback" not in err and not (tmp_path / "submission.csv").exists()
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
+def test_sigterm_stops_a_two_process_fit_and_leaves_no_process(tmp_path: Path):
+    """SIGTERM to the command (process 0) once both processes train: it saves last.ckpt to resume."""
+    write_tiny_data(tmp_path)
+    process = start_ddp(tmp_path, "fit", *default_run_args(tmp_path / "data", *DDP, "--trainer.max_epochs", "1000"))
+    try:
+        wait_for(tmp_path / RUN / "checkpoints" / "last.ckpt", process)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        try:
+            out, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("still running 60 s after SIGTERM") from None
+        assert process.returncode == 143, (out + err)[-3000:]
+        assert time.monotonic() - signalled < 60
+        assert not group_survivors(process.pid), "a process of the run outlived it"
+        assert "Traceback" not in err, err[-3000:]
+        assert "continue with --ckpt_path last" in out + err
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
+def test_processes_that_wait_for_each_other_in_vain_end_with_one_line(ddp_run: Path):
+    """Process 0 broadcasts while process 1 waits at a barrier: with a 60 s collective timeout the
+    run ends within about 2 minutes, exit 1, one line instead of a traceback, no process left."""
+    args = default_run_args(ddp_run / "data", *DDP, "--ckpt_path", "last",
+                            "--trainer.callbacks+=probes.MismatchedCollective")
+    begun = time.monotonic()
+    process = start_ddp(ddp_run, "predict", *args, env={"DIGIT_RECOGNIZER_COLLECTIVE_TIMEOUT": "60"})
+    try:
+        try:
+            out, err = process.communicate(timeout=150)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("still waiting 150 s after it started (the collective timeout is 60 s)") from None
+        assert process.returncode == 1, (out + err)[-3000:]
+        assert time.monotonic() - begun < 150
+        assert "Traceback" not in err, err[-3000:]
+        errors = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert errors and all(line.startswith(STOPPED_WAITING) for line in errors), err[-3000:]
+        deadline = time.monotonic() + 10  # process 1 may still be on its way out
+        while group_survivors(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not group_survivors(process.pid), "a process of the run outlived it"
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+
+
+def fit_and_load_last(tmp_path: Path, tiny_data: Path, *extra: str, env: dict | None = None) -> dict:
+    run_cli("fit", *tiny_run_args(tiny_data, *extra), cwd=tmp_path, env=env)
     return torch.load(next((tmp_path / "lightning_logs").rglob("last.ckpt")), map_location="cpu", weights_only=False)
 
 
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path: Path, tiny_data: Path):
-    state = fit_and_load_last(tmp_path, tiny_data, "--trainer.precision", "bf16-mixed")
+    record = tmp_path / "autocast.json"
+    state = fit_and_load_last(tmp_path, tiny_data, "--trainer.precision", "bf16-mixed",
+                              "--trainer.callbacks+=probes.RecordAutocast", "--trainer.callbacks.record", str(record),
+                              env=TESTS_ON_PATH)
+    # every training forward pass ran under CPU autocast to bfloat16, and the logits came out in it
+    assert json.loads(record.read_text()) == [{"logits": "torch.bfloat16", "autocast": True,
+                                               "autocast_dtype": "torch.bfloat16"}]
     weights = state["state_dict"]
     assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in weights.values())
     assert state["global_step"] == 3

@@ -29,6 +29,7 @@ class RunLogger(TensorBoardLogger):
         self._claimed: Path | None = None
         self._made_root = False
         self._files_before: set[Path] | None = None
+        self._logged_metrics = False  # once it has, its events are the run's record: discard keeps them
 
     def _get_next_version(self) -> int:
         if rank_zero_only.rank != 0:  # only process 0 claims; the others get its folder by broadcast
@@ -53,12 +54,16 @@ class RunLogger(TensorBoardLogger):
         if "epoch" in metrics:
             metrics = {(EPOCH_TAG if key == "epoch" else key): value for key, value in metrics.items()}
         super().log_metrics(metrics, step)
+        self._logged_metrics = True
 
     def discard(self) -> None:
-        """Close the event file and remove what this process added to the run folder."""
+        """Close the event file and remove what this process added to the run folder, unless it
+        has logged metrics: a run that failed after some epochs (a full disk) keeps their record."""
         if self._experiment is not None:
             self._experiment.close()
             self._experiment = None
+        if self._logged_metrics:
+            return
         folder = Path(self.log_dir)
         if self._files_before is not None and folder.is_dir():
             for path in set(folder.iterdir()) - self._files_before:
