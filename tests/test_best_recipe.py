@@ -35,6 +35,7 @@ def best_run(tmp_path_factory):
     return root, data, result, torch.load(last, map_location="cpu", weights_only=False)
 
 
+@pytest.mark.slow
 def test_best_recipe_trains_on_every_row_without_validation(best_run):
     root, _, result, state = best_run
     assert "val/acc" not in result.stdout
@@ -44,6 +45,7 @@ def test_best_recipe_trains_on_every_row_without_validation(best_run):
     assert state["global_step"] == 6
 
 
+@pytest.mark.slow
 def test_one_cycle_spans_exactly_the_run(best_run):
     *_, state = best_run
     scheduler = state["lr_schedulers"][0]
@@ -52,6 +54,7 @@ def test_one_cycle_spans_exactly_the_run(best_run):
     assert state["optimizer_states"][0]["param_groups"][0]["max_lr"] == 2e-3
 
 
+@pytest.mark.slow
 def test_checkpoint_holds_the_averaged_weights(best_run):
     *_, state = best_run
     averaged, current = state["state_dict"], state["current_model_state"]
@@ -61,6 +64,7 @@ def test_checkpoint_holds_the_averaged_weights(best_run):
     assert state["averaging_state"]["n_averaged"] == 3
 
 
+@pytest.mark.slow
 def test_predict_from_the_last_checkpoint(best_run, tmp_path):
     root, data, *_ = best_run
     target = tmp_path / "submission.csv"
@@ -69,6 +73,7 @@ def test_predict_from_the_last_checkpoint(best_run, tmp_path):
     assert "WeightAveraging" not in result.stderr, "the averaged weights are what predict should use: no warning"
 
 
+@pytest.mark.slow
 def test_print_config_shows_the_best_recipe():
     config = yaml.safe_load(run_cli("fit", "--config", str(BEST_CONFIG), "--print_config", cwd=REPO).stdout)
     assert config["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
@@ -80,6 +85,7 @@ def test_print_config_shows_the_best_recipe():
     assert config["inference"]["shifts"] == [[1, 0], [-1, 0], [0, 1], [0, -1]]
 
 
+@pytest.mark.slow
 def test_a_resumed_cycle_cannot_change_length(best_run):
     root, data, *_ = best_run
     saved_config = root / "lightning_logs" / "version_0" / "config.yaml"

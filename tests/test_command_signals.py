@@ -108,6 +108,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @SIGNALS
+@pytest.mark.slow
 def test_a_signal_while_report_writes_a_figure_keeps_the_old_one(finished_run, tmp_path, signum, status):
     out = tmp_path / "figures"
     out.mkdir()
@@ -122,6 +123,7 @@ def test_a_signal_while_report_writes_a_figure_keeps_the_old_one(finished_run, t
 
 
 @SIGNALS
+@pytest.mark.slow
 def test_a_signal_while_report_writes_the_embedding_leaves_the_run_as_it_was(finished_run, tmp_path, signum, status):
     run = shutil.copytree(finished_run, tmp_path / "run")
     before = files_under(run)
@@ -134,6 +136,7 @@ def test_a_signal_while_report_writes_the_embedding_leaves_the_run_as_it_was(fin
 
 
 @SIGNALS
+@pytest.mark.slow
 def test_a_signal_while_fit_writes_its_embedding_leaves_no_part_of_it(tmp_path, signum, status):
     """The projector embedding `fit` writes at its end is staged and moved in whole, as report's is."""
     write_tiny_data(tmp_path)

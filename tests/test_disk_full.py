@@ -170,6 +170,7 @@ def run_on_a_tiny_tmpfs(tmp_path: Path, script: str, *args: str) -> subprocess.C
     return result
 
 
+@pytest.mark.slow  # a process in a mount namespace of its own
 def test_a_real_full_filesystem(tmp_path):
     images, labels = random_digits(50)
     write_digits_csv(tmp_path / "train.csv", images, labels)

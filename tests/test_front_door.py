@@ -67,6 +67,7 @@ def test_an_unknown_recipe_is_one_line_naming_the_recipes(tmp_path, monkeypatch,
     assert "nope.yaml: no such file, and no recipe of that name" in error and "best.yaml" in error
 
 
+@pytest.mark.slow
 def test_a_recipe_by_name_trains_and_predict_prints_counts_and_the_submit_line(trained):
     assert (trained / RUN / "checkpoints" / "last.ckpt").is_file()
     result = run_cli("predict", "--config", "cnn.yaml", *tiny(trained / "data"), "--ckpt_path", "last", cwd=trained)
@@ -77,6 +78,7 @@ def test_a_recipe_by_name_trains_and_predict_prints_counts_and_the_submit_line(t
     assert f"kaggle competitions submit -c digit-recognizer -f {submission} -m" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_failure_before_work_leaves_no_run_folder_and_no_event_file(trained, tmp_path):
     before = sorted(p.name for p in (trained / RUN).iterdir())
     empty = tmp_path / "empty"
@@ -98,6 +100,7 @@ def checkpoint_with(trained: Path, tmp_path: Path, change) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_the_earlier_format_still_validates(trained, tmp_path):
     def to_format_1(contents):  # as checkpoints were written before the network was injected
         del contents[FORMAT_KEY]
@@ -116,6 +119,7 @@ def test_a_checkpoint_of_the_earlier_format_still_validates(trained, tmp_path):
     (lambda c: c["hyper_parameters"].update(attention_heads=4), "settings this version does not know (attention_heads)"),
     (lambda c: c["hyper_parameters"].update(network={"class_path": "somewhere.Else"}), "cannot use the checkpoint's model settings"),
 ])
+@pytest.mark.slow
 def test_newer_and_foreign_checkpoints_are_one_line(trained, tmp_path, change, message):
     path = checkpoint_with(trained, tmp_path, change)
     result = run_cli("predict", "--config", "cnn.yaml", *tiny(trained / "data"), "--ckpt_path", str(path), cwd=trained,
@@ -128,6 +132,7 @@ def test_newer_and_foreign_checkpoints_are_one_line(trained, tmp_path, change, m
     (["--data.split_seed", "7"], "trained with data.split_seed 42"),
     (["--model.optimizer", "torch.optim.Adam"], "trained with another optimizer"),
 ])
+@pytest.mark.slow
 def test_a_resume_with_other_settings_is_refused_before_training(trained, extra, message):
     result = run_cli("fit", "--config", "cnn.yaml", *tiny(trained / "data"), "--ckpt_path", "last", *extra,
                      cwd=trained, check=False)
@@ -138,6 +143,7 @@ def test_a_resume_with_other_settings_is_refused_before_training(trained, extra,
     ("a_folder", "is a folder; --submission.path takes a file name"),
     ("file_as_folder/sub.csv", "cannot write the submission there"),
 ])
+@pytest.mark.slow
 def test_an_unusable_submission_path_fails_before_predicting(trained, tmp_path, target, message):
     (tmp_path / "a_folder").mkdir()
     (tmp_path / "file_as_folder").write_text("a file, not a folder")
@@ -154,6 +160,7 @@ def test_batch_size_zero_is_one_line(tmp_path, monkeypatch, capsys):
     assert "data.batch_size must be at least 1, got 0" in one_line_error(status.value.code, capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_ensemble_without_test_csv_fails_before_training(tmp_path):
     data = tmp_path / "data"
     write_tiny_data(tmp_path)
@@ -170,6 +177,7 @@ def draw(path: Path, dark_on_light: bool, box: tuple[int, int, int, int]) -> Non
     image.save(path)
 
 
+@pytest.mark.slow
 def test_predict_labels_own_images_and_reports_unreadable_ones(trained, tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -188,6 +196,7 @@ def test_predict_labels_own_images_and_reports_unreadable_ones(trained, tmp_path
     assert list(table.columns) == ["file", "label", "probability"] and len(table) == 2
 
 
+@pytest.mark.slow
 def test_export_onnx_scores_the_validation_split_as_validate_does(trained, tmp_path):
     import onnxruntime
 

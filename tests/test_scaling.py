@@ -27,6 +27,7 @@ def test_a_batch_is_one_index_operation():
     assert batches[1][2].tolist() == [4, 5, 6, 7], "each image's row in its CSV comes along"
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_writes_one_run_and_one_complete_submission(tmp_path: Path, tiny_data: Path):
     ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
     run_cli("fit", *tiny_run_args(tiny_data, *ddp), cwd=tmp_path, timeout=300)
