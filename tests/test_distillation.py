@@ -68,7 +68,7 @@ def test_a_student_trains_and_saves_only_its_own_network(teacher, tmp_path, monk
 def test_a_teacher_of_another_validation_split_is_refused(teacher, tmp_path):
     root, path = teacher
     trainer = tiny_trainer(tmp_path, max_epochs=1, enable_checkpointing=False)
-    with raises_one_line(UserError, match=r"teacher.ckpt: this teacher trained with val_fraction 0.1 and split_seed 42"):
+    with raises_one_line(UserError, match=r"teacher.ckpt: this teacher trained with val_fraction 0.1, split_seed 42"):
         trainer.fit(DigitClassifier(distillation=Distillation([str(path)])), datamodule=tiny_datamodule(root / "data", tmp_path, split_seed=7))
 
 
