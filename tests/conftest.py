@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,16 @@ def pytest_configure(config: pytest.Config) -> None:
     see nothing happen. Python's own handler here lets the tests and their processes receive it."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # jsonargparse finds type stubs with a one-time `python -c` probe of sys.path on the first CLI
+    # parse (typeshed_client); made here, before any test, a quick test's in-process CLI starts none.
+    try:
+        from jsonargparse._stubs_resolver import get_stubs_resolver  # noqa: PLC0415 - private; may move
+    except ImportError:
+        return
+    try:
+        get_stubs_resolver()
+    except Exception:  # noqa: BLE001 - then jsonargparse does without stubs, and so do the tests
+        pass
 
 
 class ProcessInAQuickTest(RuntimeError):
@@ -159,7 +170,7 @@ def _refuse_processes(item: pytest.Item, attempts: list[str]) -> Callable[..., N
         message = (f"{item.nodeid} starts a process: mark it @pytest.mark.slow (a module of them: pytestmark = "
                    f"pytest.mark.slow), as every test that starts one, itself or through a fixture, must be; "
                    f"`pytest -m \"not slow\"` starts none")
-        attempts.append(message)
+        attempts.append(message + "; it was started here:\n" + "".join(traceback.format_stack(limit=12)[:-1]))
         raise ProcessInAQuickTest(message)
     return refuse
 

@@ -18,6 +18,8 @@ from conftest import run_cli, start_cli, tiny_run_args, wait_for, workdir_args, 
 from digit_recognizer.commands.report import CURVES_FILE
 from digit_recognizer.constants import PROJECTOR_CONFIG
 
+pytestmark = pytest.mark.slow  # every test here runs the command line in processes and signals them
+
 TESTS = Path(__file__).resolve().parent
 TESTS_ON_PATH = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}  # for signal_at
 SIGNALS = pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],
@@ -108,7 +110,6 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @SIGNALS
-@pytest.mark.slow
 def test_a_signal_while_report_writes_a_figure_keeps_the_old_one(finished_run, tmp_path, signum, status):
     out = tmp_path / "figures"
     out.mkdir()
@@ -123,7 +124,6 @@ def test_a_signal_while_report_writes_a_figure_keeps_the_old_one(finished_run, t
 
 
 @SIGNALS
-@pytest.mark.slow
 def test_a_signal_while_report_writes_the_embedding_leaves_the_run_as_it_was(finished_run, tmp_path, signum, status):
     run = shutil.copytree(finished_run, tmp_path / "run")
     before = files_under(run)
@@ -136,7 +136,6 @@ def test_a_signal_while_report_writes_the_embedding_leaves_the_run_as_it_was(fin
 
 
 @SIGNALS
-@pytest.mark.slow
 def test_a_signal_while_fit_writes_its_embedding_leaves_no_part_of_it(tmp_path, signum, status):
     """The projector embedding `fit` writes at its end is staged and moved in whole, as report's is."""
     write_tiny_data(tmp_path)

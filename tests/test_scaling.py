@@ -49,6 +49,7 @@ def fit_and_load_last(tmp_path: Path, tiny_data: Path, *extra: str) -> dict:
     return torch.load(next((tmp_path / "lightning_logs").rglob("last.ckpt")), map_location="cpu", weights_only=False)
 
 
+@pytest.mark.slow
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path: Path, tiny_data: Path):
     state = fit_and_load_last(tmp_path, tiny_data, "--trainer.precision", "bf16-mixed")
     weights = state["state_dict"]
@@ -60,6 +61,7 @@ GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU
 
 
 @GPU
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [
     ["--trainer.precision", "16-mixed"],
     ["--trainer.precision", "bf16-mixed", "--model.channels_last", "true"],
