@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import inspect
+import multiprocessing.process
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-import re
 import signal
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import pytest
@@ -154,31 +154,82 @@ def tiny_datamodule(data_dir: Path, tmp_path: Path, **settings) -> KaggleDigitsD
                                   cache_dir=str(tmp_path / "cache"), batch_size=32, **settings)
 
 
-_STARTS_A_PROCESS = re.compile(r"\b(run_cli|start_cli|run_script|subprocess\.(run|Popen))\(")
-
-
 def pytest_configure(config: pytest.Config) -> None:
     """A suite started in the background by a non-interactive shell (`nohup pytest &`, some CI
     runners) inherits SIGINT ignored, and so would every process it starts: the Ctrl-C tests would
     see nothing happen. Python's own handler here lets the tests and their processes receive it."""
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    # jsonargparse finds type stubs with a one-time `python -c` probe of sys.path on the first CLI
+    # parse (typeshed_client); made here, before any test, a quick test's in-process CLI starts none.
+    try:
+        from jsonargparse._stubs_resolver import get_stubs_resolver  # noqa: PLC0415 - private; may move
+    except ImportError:
+        return
+    try:
+        get_stubs_resolver()
+    except Exception:  # noqa: BLE001 - then jsonargparse does without stubs, and so do the tests
+        pass
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark `slow` every test that starts a process, itself or through a fixture: the end-to-end
-    tier. `pytest -m "not slow"` is then the quick loop of in-process unit tests."""
-    for item in items:
-        sources = [getattr(item, "function", None)]
-        fixture_info = getattr(item, "_fixtureinfo", None)
-        if fixture_info is not None:
-            sources += [definition.func for name in item.fixturenames
-                        for definition in fixture_info.name2fixturedefs.get(name, ())]
-        for function in filter(None, sources):
-            try:
-                text = inspect.getsource(function)
-            except (OSError, TypeError):
-                continue
-            if _STARTS_A_PROCESS.search(text):
-                item.add_marker(pytest.mark.slow)
-                break
+class ProcessInAQuickTest(RuntimeError):
+    """A test not marked `slow` started a process (or tried to)."""
+
+
+def _refuse_processes(item: pytest.Item, attempts: list[str]) -> Callable[..., None]:
+    def refuse(*args: object, **kwargs: object) -> None:
+        message = (f"{item.nodeid} starts a process: mark it @pytest.mark.slow (a module of them: pytestmark = "
+                   f"pytest.mark.slow), as every test that starts one, itself or through a fixture, must be; "
+                   f"`pytest -m \"not slow\"` starts none")
+        attempts.append(message + "; it was started here:\n" + "".join(traceback.format_stack(limit=12)[:-1]))
+        raise ProcessInAQuickTest(message)
+    return refuse
+
+
+# Every way the standard library starts a process: subprocess (and os.popen) through Popen, os.fork
+# and os.spawn* through fork, posix_spawn, os.system, and multiprocessing (DataLoader workers too).
+_PROCESS_STARTS = [(subprocess.Popen, "__init__"), (os, "fork"), (os, "forkpty"), (os, "posix_spawn"),
+                   (os, "posix_spawnp"), (os, "system"), (multiprocessing.process.BaseProcess, "start")]
+
+
+@contextmanager
+def _no_process_starts(item: pytest.Item) -> Iterator[list[str]]:
+    """While a test not marked `slow` is set up, run and torn down, starting a process raises."""
+    attempts: list[str] = []
+    if item.get_closest_marker("slow") is not None:
+        yield attempts
+        return
+    saved = [(owner, name, owner.__dict__[name]) for owner, name in _PROCESS_STARTS if name in vars(owner)]
+    refuse = _refuse_processes(item, attempts)
+    for owner, name, _ in saved:
+        setattr(owner, name, refuse)
+    try:
+        yield attempts
+    finally:
+        for owner, name, original in saved:
+            setattr(owner, name, original)
+
+
+def _quick_phase(item: pytest.Item) -> Iterator[None]:
+    with _no_process_starts(item) as attempts:
+        result = yield
+    if attempts:  # refused, but the code that tried caught the error
+        raise ProcessInAQuickTest(attempts[0])
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """The quick tier (`pytest -m "not slow"`) starts no process: a test not marked `slow` fails if
+    it starts one, in its fixtures (setup and teardown) or in itself."""
+    return (yield from _quick_phase(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    return (yield from _quick_phase(item))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    return (yield from _quick_phase(item))

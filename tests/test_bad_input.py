@@ -130,6 +130,7 @@ def test_cli_missing_truncated_and_foreign_checkpoints(tiny_data, tmp_path, caps
         main(["--verbose", "validate", *tiny_run_args(tiny_data), "--ckpt_path", str(foreign)])
 
 
+@pytest.mark.slow
 def test_cli_bad_csv_names_file_line_and_column(tiny_data, tmp_path):
     """In a real process: exit status 2 and one line, no traceback; no run folder with checkpoints."""
     train = tiny_data / "train.csv"

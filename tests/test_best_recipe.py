@@ -39,6 +39,7 @@ def best_run(tmp_path_factory):
     return root, data, result, torch.load(last, map_location="cpu", weights_only=False)
 
 
+@pytest.mark.slow
 def test_best_recipe_trains_on_every_row_without_validation(best_run):
     root, _, result, state = best_run
     assert "val/acc" not in result.stdout
@@ -48,6 +49,7 @@ def test_best_recipe_trains_on_every_row_without_validation(best_run):
     assert state["global_step"] == 6
 
 
+@pytest.mark.slow
 def test_one_cycle_spans_exactly_the_run(best_run):
     *_, state = best_run
     scheduler = state["lr_schedulers"][0]
@@ -56,6 +58,7 @@ def test_one_cycle_spans_exactly_the_run(best_run):
     assert state["optimizer_states"][0]["param_groups"][0]["max_lr"] == 2e-3
 
 
+@pytest.mark.slow
 def test_checkpoint_holds_the_averaged_weights(best_run):
     *_, state = best_run
     averaged, current = state["state_dict"], state["current_model_state"]
@@ -65,6 +68,7 @@ def test_checkpoint_holds_the_averaged_weights(best_run):
     assert state["averaging_state"]["n_averaged"] == 3
 
 
+@pytest.mark.slow
 def test_predict_from_the_last_checkpoint(best_run, tmp_path):
     root, data, *_ = best_run
     target = tmp_path / "submission.csv"
@@ -73,6 +77,7 @@ def test_predict_from_the_last_checkpoint(best_run, tmp_path):
     assert "WeightAveraging" not in result.stderr, "the averaged weights are what predict should use: no warning"
 
 
+@pytest.mark.slow
 def test_report_of_a_run_without_validation_draws_its_curves(best_run, tmp_path):
     root, *_ = best_run
     result = run_cli("report", str(root / RUN), "--output-dir", str(tmp_path), cwd=root)
@@ -90,6 +95,7 @@ def without_the_recipe(data, *extra: str) -> list[str]:
     return args
 
 
+@pytest.mark.slow
 def test_predict_of_the_run_uses_its_recorded_views_without_the_recipe(best_run, tmp_path):
     root, data, *_ = best_run
     plain, recipe = tmp_path / "plain.csv", tmp_path / "recipe.csv"
@@ -99,6 +105,7 @@ def test_predict_of_the_run_uses_its_recorded_views_without_the_recipe(best_run,
     assert plain.read_text() == recipe.read_text()
 
 
+@pytest.mark.slow
 def test_shifts_on_the_command_line_win_over_the_recorded_ones(best_run, tmp_path):
     root, data, *_ = best_run
     result = run_cli("predict", *without_the_recipe(data, "--ckpt_path", "last", "--inference.shifts", "[]",
@@ -107,6 +114,7 @@ def test_shifts_on_the_command_line_win_over_the_recorded_ones(best_run, tmp_pat
     assert "predict: averaging 1 view (the image alone) of 1 network" in output and "5 views" not in output
 
 
+@pytest.mark.slow
 def test_validate_and_export_of_the_run_use_its_recorded_views(best_run, tmp_path):
     root, data, *_ = best_run
     # the run trained on every row: validate needs a split to score (here rows it trained on)
@@ -119,6 +127,7 @@ def test_validate_and_export_of_the_run_use_its_recorded_views(best_run, tmp_pat
     assert card["recipe"]["inference"]["shifts"] == [[1, 0], [-1, 0], [0, 1], [0, -1]]
 
 
+@pytest.mark.slow
 def test_print_config_shows_the_best_recipe():
     config = yaml.safe_load(run_cli("fit", "--config", str(BEST_CONFIG), "--print_config", cwd=REPO).stdout)
     assert config["model"]["scheduler"]["class_path"] == "torch.optim.lr_scheduler.OneCycleLR"
@@ -130,6 +139,7 @@ def test_print_config_shows_the_best_recipe():
     assert config["inference"]["shifts"] == [[1, 0], [-1, 0], [0, 1], [0, -1]]
 
 
+@pytest.mark.slow
 def test_a_resumed_cycle_cannot_change_length(best_run):
     root, data, *_ = best_run
     saved_config = root / "lightning_logs" / "version_0" / "config.yaml"

@@ -16,6 +16,8 @@ from digit_recognizer.data.csv import write_digits_csv
 from conftest import RECIPES, REPO, random_digits, run_cli, tiny_run_args, workdir_args, write_tiny_data
 from test_command_signals import TESTS_ON_PATH
 
+pytestmark = pytest.mark.slow  # every test here runs the command line in processes
+
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:

@@ -18,6 +18,8 @@ from conftest import run_cli, start_cli, tiny_run_args, wait_for, workdir_args, 
 from digit_recognizer.report import CURVES_FILE
 from digit_recognizer.names import PROJECTOR_CONFIG
 
+pytestmark = pytest.mark.slow  # every test here runs the command line in processes and signals them
+
 TESTS = Path(__file__).resolve().parent
 TESTS_ON_PATH = {"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}  # for signal_at
 SIGNALS = pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)],

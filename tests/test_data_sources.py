@@ -101,6 +101,58 @@ def test_the_environment_variable_names_the_data_folder(tmp_path, tiny_data, no_
     assert sources.resolve_data_dir(None) == (Path("data"), False), "unnamed: ./data, which a download may create"
 
 
+@pytest.fixture
+def kaggle_notebook(tmp_path, monkeypatch, no_credentials) -> Path:
+    """A Kaggle notebook's /kaggle/input/digit-recognizer (at a tmp folder), with the competition's
+    files; the test runs in an empty folder of its own (no ./data)."""
+    folder = tmp_path / "kaggle" / "input" / "digit-recognizer"
+    folder.mkdir(parents=True)
+    write_digits_csv(folder / "train.csv", *random_digits(20))
+    write_digits_csv(folder / "test.csv", random_digits(5, seed=1)[0], None)
+    monkeypatch.setattr(sources, "KAGGLE_INPUT_DIR", folder)
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    return folder
+
+
+def test_on_a_kaggle_notebook_its_input_folder_is_found(kaggle_notebook):
+    assert sources.resolve_data_dir(None) == (kaggle_notebook, False)
+    assert datamodule(None).csv_path("train.csv") == kaggle_notebook / "train.csv"
+    (Path("data")).mkdir()  # an empty ./data does not hide it either
+    assert sources.resolve_data_dir(None) == (kaggle_notebook, False)
+
+
+@pytest.mark.parametrize("earlier", ["--data.data_dir", "$DIGIT_RECOGNIZER_DATA", "./data", "./data's zip"])
+def test_the_kaggle_input_folder_comes_last(kaggle_notebook, tmp_path, monkeypatch, earlier):
+    mine = Path("data") if earlier.startswith("./data") else tmp_path / "mine"
+    mine.mkdir()
+    if earlier == "./data's zip":
+        kaggle_zip(mine / sources.KAGGLE_ZIP)
+    else:
+        write_digits_csv(mine / "train.csv", *random_digits(20))
+    if earlier == "$DIGIT_RECOGNIZER_DATA":
+        monkeypatch.setenv(sources.DATA_DIR_VARIABLE, str(mine))
+    named = str(mine) if earlier == "--data.data_dir" else None
+    assert sources.resolve_data_dir(named) == (mine, earlier in ("--data.data_dir", "$DIGIT_RECOGNIZER_DATA"))
+    assert datamodule(Path(named) if named else None).csv_path("train.csv") == mine / "train.csv"
+
+
+def test_a_named_folder_without_files_is_not_replaced_by_the_kaggle_input_folder(kaggle_notebook, tmp_path,
+                                                                                 monkeypatch):
+    (tmp_path / "empty").mkdir()
+    assert sources.resolve_data_dir(str(tmp_path / "empty")) == (tmp_path / "empty", True)
+    monkeypatch.setenv(sources.DATA_DIR_VARIABLE, str(tmp_path / "empty"))
+    assert sources.resolve_data_dir(None) == (tmp_path / "empty", True)
+
+
+def test_without_a_kaggle_input_folder_the_lookup_ends_at_data(tmp_path, monkeypatch, no_credentials):
+    monkeypatch.setattr(sources, "KAGGLE_INPUT_DIR", tmp_path / "absent")
+    monkeypatch.chdir(tmp_path)
+    assert sources.resolve_data_dir(None) == (Path("data"), False)
+    (tmp_path / "absent").mkdir()  # there, but without the competition's files
+    assert sources.resolve_data_dir(None) == (Path("data"), False)
+
+
 def test_the_kaggle_api_downloads_the_zip_when_credentials_exist(tmp_path, monkeypatch, no_credentials):
     downloads = []
 

@@ -173,6 +173,7 @@ def run_on_a_tiny_tmpfs(tmp_path: Path, script: str, *args: str) -> subprocess.C
     return result
 
 
+@pytest.mark.slow  # a process in a mount namespace of its own
 def test_a_real_full_filesystem(tmp_path):
     images, labels = random_digits(50)
     write_digits_csv(tmp_path / "train.csv", images, labels)
@@ -189,6 +190,7 @@ def test_a_real_full_filesystem(tmp_path):
     assert results["files"] == ["cache", "filler", "last.ckpt", "submission.csv"], "no temporary files"
 
 
+@pytest.mark.slow
 # -- during a real `fit` ---------------------------------------------------------------------------
 
 def test_a_full_disk_in_the_second_epoch_keeps_the_first_epochs_checkpoint_and_record(tmp_path):

@@ -92,6 +92,7 @@ def test_the_distillation_weight_is_a_share():
         Distillation(weight=1.5)
 
 
+@pytest.mark.slow
 def test_the_cli_takes_teachers_and_reports_a_wrong_split_in_one_line(teacher):
     root, path = teacher
     run_cli("fit", *workdir_args(root, "--model.distillation.teachers", f"[{path}]"), cwd=root)
@@ -102,6 +103,7 @@ def test_the_cli_takes_teachers_and_reports_a_wrong_split_in_one_line(teacher):
     )
 
 
+@pytest.mark.slow
 def test_ensemble_distill_submits_one_student_taught_by_every_member(tmp_path):
     write_tiny_data(tmp_path)
     submission_path = tmp_path / "distilled.csv"

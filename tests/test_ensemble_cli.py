@@ -18,6 +18,8 @@ from digit_recognizer.classifier import DigitClassifier
 
 from conftest import run_cli, workdir_args, write_tiny_data
 
+pytestmark = pytest.mark.slow  # every test here runs the command line in processes
+
 SHIFTS = "[[1,0],[-1,0],[0,1],[0,-1]]"
 
 

@@ -68,6 +68,7 @@ def test_an_unknown_recipe_is_one_line_naming_the_recipes(tmp_path, monkeypatch,
     assert "nope.yaml: no such file, and no recipe of that name" in error and "best.yaml" in error
 
 
+@pytest.mark.slow
 def test_a_recipe_by_name_trains_and_predict_prints_counts_and_the_submit_line(trained):
     assert (trained / RUN / "checkpoints" / "last.ckpt").is_file()
     result = run_cli("predict", "--config", "cnn.yaml", *tiny(trained / "data"), "--ckpt_path", "last", cwd=trained)
@@ -78,6 +79,7 @@ def test_a_recipe_by_name_trains_and_predict_prints_counts_and_the_submit_line(t
     assert f"kaggle competitions submit -c digit-recognizer -f {submission} -m" in result.stdout
 
 
+@pytest.mark.slow
 def test_a_failure_before_work_leaves_no_run_folder_and_no_event_file(trained, tmp_path):
     before = sorted(p.name for p in (trained / RUN).iterdir())
     empty = tmp_path / "empty"
@@ -110,12 +112,14 @@ def to_format_1(contents):
     contents.get("callbacks", {}).pop("InferenceAveraging", None)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_the_earlier_format_still_validates(trained, tmp_path):
     old = checkpoint_with(trained, tmp_path, to_format_1)
     result = run_cli("validate", "--config", "cnn.yaml", *tiny(trained / "data"), "--ckpt_path", str(old), cwd=trained)
     assert "val/acc" in result.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["test", "predict", "export"])
 def test_a_checkpoint_of_the_earlier_format_still_tests_predicts_and_exports(trained, tmp_path, command):
     old = checkpoint_with(trained, tmp_path, to_format_1)
@@ -131,6 +135,7 @@ def test_a_checkpoint_of_the_earlier_format_still_tests_predicts_and_exports(tra
                            "init_args": {"conv_dropout": 0.25, "dense_dropout": 0.5}}, "migrated to today's terms"
 
 
+@pytest.mark.slow
 def test_a_misspelt_option_is_one_short_message_naming_the_right_one(tmp_path):
     result = run_cli("fit", "--data.bach_size", "3", cwd=tmp_path, check=False)
     assert len(result.stderr.strip().splitlines()) <= 3, result.stderr[-3000:]
@@ -140,6 +145,7 @@ def test_a_misspelt_option_is_one_short_message_naming_the_right_one(tmp_path):
     assert not (tmp_path / "lightning_logs").exists()
 
 
+@pytest.mark.slow
 def test_the_cli_runs_where_there_is_no_fcntl(tmp_path):
     """Windows has no fcntl module: the run lock must not need it to import the CLI."""
     process = start_cli("fit", "--help", cwd=tmp_path, prelude='import sys\nsys.modules["fcntl"] = None')
@@ -153,6 +159,7 @@ def test_the_cli_runs_where_there_is_no_fcntl(tmp_path):
     (lambda c: c["hyper_parameters"].update(attention_heads=4), "settings this version does not know (attention_heads)"),
     (lambda c: c["hyper_parameters"].update(network={"class_path": "somewhere.Else"}), "cannot use the checkpoint's model settings"),
 ])
+@pytest.mark.slow
 def test_newer_and_foreign_checkpoints_are_one_line(trained, tmp_path, change, message):
     path = checkpoint_with(trained, tmp_path, change)
     result = run_cli("predict", "--config", "cnn.yaml", *tiny(trained / "data"), "--ckpt_path", str(path), cwd=trained,
@@ -165,6 +172,7 @@ def test_newer_and_foreign_checkpoints_are_one_line(trained, tmp_path, change, m
     (["--data.split_seed", "7"], "trained with data.split_seed 42"),
     (["--model.optimizer", "torch.optim.Adam"], "trained with another optimizer"),
 ])
+@pytest.mark.slow
 def test_a_resume_with_other_settings_is_refused_before_training(trained, extra, message):
     result = run_cli("fit", "--config", "cnn.yaml", *tiny(trained / "data"), "--ckpt_path", "last", *extra,
                      cwd=trained, check=False)
@@ -175,6 +183,7 @@ def test_a_resume_with_other_settings_is_refused_before_training(trained, extra,
     ("a_folder", "is a folder; --submission.path takes a file name"),
     ("file_as_folder/sub.csv", "cannot write the submission there"),
 ])
+@pytest.mark.slow
 def test_an_unusable_submission_path_fails_before_predicting(trained, tmp_path, target, message):
     (tmp_path / "a_folder").mkdir()
     (tmp_path / "file_as_folder").write_text("a file, not a folder")
@@ -191,6 +200,7 @@ def test_batch_size_zero_is_one_line(tmp_path, monkeypatch, capsys):
     assert "data.batch_size must be at least 1, got 0" in one_line_error(status.value.code, capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_ensemble_without_test_csv_fails_before_training(tmp_path):
     data = tmp_path / "data"
     write_tiny_data(tmp_path)
@@ -207,6 +217,7 @@ def draw(path: Path, dark_on_light: bool, box: tuple[int, int, int, int]) -> Non
     image.save(path)
 
 
+@pytest.mark.slow
 def test_predict_labels_own_images_and_reports_unreadable_ones(trained, tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -225,6 +236,7 @@ def test_predict_labels_own_images_and_reports_unreadable_ones(trained, tmp_path
     assert list(table.columns) == ["file", "label", "probability"] and len(table) == 2
 
 
+@pytest.mark.slow
 def test_export_onnx_scores_the_validation_split_as_validate_does(trained, tmp_path):
     import onnxruntime
 

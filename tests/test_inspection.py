@@ -66,6 +66,7 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "lightning_logs" / "version_0"
 
 
+@pytest.mark.slow
 def test_event_files_hold_every_tag_with_finite_in_range_values(tiny_run):
     events = read_events(tiny_run)
     scalars = set(events.Tags()["scalars"])
@@ -91,6 +92,7 @@ def test_event_files_hold_every_tag_with_finite_in_range_values(tiny_run):
             "test_confusion_matrix/counts", "test_confusion_matrix/normalized"} <= set(events.Tags()["images"])
 
 
+@pytest.mark.slow
 def test_epoch_images_pr_curves_and_per_class_scores_share_the_epoch_metrics_step(tiny_run):
     events = read_events(tiny_run)
     epoch_steps = [e.step for e in events.Scalars("val/acc")]
@@ -102,6 +104,7 @@ def test_epoch_images_pr_curves_and_per_class_scores_share_the_epoch_metrics_ste
     assert [e.step for e in events.Tensors("val_pr_curve/5")] == epoch_steps
 
 
+@pytest.mark.slow
 def test_step_loss_is_logged_on_every_step_lightning_writes(tmp_path: Path):
     """The module logs `train/loss_step` only on the steps Lightning writes (log_every_n_steps),
     so none may go missing: 2 epochs of 3 steps, every 2nd step written."""
@@ -112,6 +115,7 @@ def test_step_loss_is_logged_on_every_step_lightning_writes(tmp_path: Path):
     assert len(events.Scalars("train/loss")) == len(events.Scalars("train/acc")) == 2  # one per epoch
 
 
+@pytest.mark.slow
 def test_confusion_matrix_counts_every_validation_image_once(tiny_run):
     events = read_events(tiny_run)
     val_counts = confusion_counts(events)
@@ -124,6 +128,7 @@ def test_confusion_matrix_counts_every_validation_image_once(tiny_run):
     assert test_counts.sum(dim=1).tolist() == expected_rows  # `test` defaults to the validation split
 
 
+@pytest.mark.slow
 def test_fit_writes_readable_pngs_of_the_expected_size(tiny_run, tmp_path):
     for name, size in ((CURVES_FILE, CURVES_SIZE), (CONFUSION_FILE, CONFUSION_SIZE)):
         image = decode_png(read_file(str(tiny_run / name)))  # written by ReportWriter at the end of fit
@@ -178,6 +183,7 @@ def test_curves_come_from_fit_not_from_a_later_validate(tmp_path):
     assert curves == {"training": ([1, 2], [0.5, pytest.approx(0.3)]), "validation": ([1, 2], [pytest.approx(0.4), pytest.approx(0.2)])}
 
 
+@pytest.mark.slow
 def test_report_command_and_its_errors(tiny_run, tmp_path, capsys):
     out = tmp_path / "out"
     main(["report", str(tiny_run), "--output-dir", str(out)])
@@ -207,6 +213,7 @@ def get_json(url: str, post: dict | None = None) -> dict:
         return json.load(response)
 
 
+@pytest.mark.slow
 def test_tensorboard_server_has_every_plugins_data_for_the_run(tiny_run):
     """A real TensorBoard, asked through its HTTP data API, as its pages ask it."""
     port = free_port()
@@ -257,6 +264,7 @@ def test_tensorboard_server_has_every_plugins_data_for_the_run(tiny_run):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_ddp_confusion_matrix_counts_each_image_once(tmp_path):
     """Two CPU processes: the padded DistributedSampler would count one image twice (22)."""
     write_train_csv(tmp_path / "data")

@@ -222,6 +222,7 @@ def test_a_network_without_a_linear_layer_is_a_value_error():
         penultimate_features(nn.Sequential(nn.Flatten()), torch.zeros(2, 1, 28, 28))
 
 
+@pytest.mark.slow
 def test_ddp_pr_curves_count_each_validation_image_once(tmp_path: Path):
     """Two CPU processes with 11 and 10 validation images: the gather must cut each one's padding."""
     folder = tmp_path / "data"
@@ -238,6 +239,7 @@ def test_ddp_pr_curves_count_each_validation_image_once(tmp_path: Path):
     assert len(read_tsv(folder / "tensors.tsv")) == 11  # rank zero's share of the validation images
 
 
+@pytest.mark.slow
 def test_report_writes_the_projector_embedding_of_a_run_that_has_none(tmp_path):
     from conftest import run_cli, tiny_run_args, write_tiny_data
 

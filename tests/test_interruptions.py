@@ -17,6 +17,8 @@ from digit_recognizer.report import read_events
 
 from conftest import run_cli, start_cli, tiny_run_args, wait_for
 
+pytestmark = pytest.mark.slow  # every test here runs the command line in processes
+
 CHECKPOINTS = Path("lightning_logs/version_0/checkpoints")
 
 

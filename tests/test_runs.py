@@ -6,6 +6,7 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
 from filelock import FileLock
 
 from digit_recognizer.runs.lock import LOCK_FILE, PID_FILE, training_pid
@@ -33,6 +34,7 @@ def test_discard_takes_back_an_unused_claimed_folder(tmp_path):
     assert not folder.exists() and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_a_run_that_is_still_training_is_not_resumed(tmp_path):
     write_tiny_data(tmp_path)
     args = tiny_run_args(tmp_path / "data")
@@ -46,6 +48,7 @@ def test_a_run_that_is_still_training_is_not_resumed(tmp_path):
     run_cli("fit", *args, "--ckpt_path", "last", "--trainer.max_epochs", "2", cwd=tmp_path)  # free again: resumes
 
 
+@pytest.mark.slow
 def test_every_fit_locks_its_run_while_it_trains(tmp_path):
     """The lock comes with every run (the standard callbacks), not from a test: a second `fit
     --ckpt_path last` while the first one trains is refused, naming the first one's process."""

@@ -57,6 +57,7 @@ def start_ddp(root: Path, *args: str, env: dict | None = None) -> subprocess.Pop
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes_writes_one_run_and_one_complete_submission(ddp_run: Path):
     """Default options: the submission goes into the run folder (SubmissionWriter reads that folder
     on process 0 alone; a collective there hung both processes forever)."""
@@ -73,6 +74,7 @@ def test_ddp_on_two_cpu_processes_writes_one_run_and_one_complete_submission(ddp
     assert frame["ImageId"].tolist() == list(range(1, 51)) and frame["Label"].between(0, 9).all()
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_two_process_predict_and_leaves_no_process(ddp_run: Path, tmp_path: Path):
     """SIGTERM to the command (process 0, as `kill PID` sends it) while both processes predict."""
     started = tmp_path / "started"
@@ -99,6 +101,7 @@ def test_sigterm_stops_a_two_process_predict_and_leaves_no_process(ddp_run: Path
         process.communicate()
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_two_process_fit_and_leaves_no_process(tmp_path: Path):
     """SIGTERM to the command (process 0) once both processes train: it saves last.ckpt to resume."""
     write_tiny_data(tmp_path)
@@ -122,6 +125,7 @@ def test_sigterm_stops_a_two_process_fit_and_leaves_no_process(tmp_path: Path):
         process.communicate()
 
 
+@pytest.mark.slow
 def test_processes_that_wait_for_each_other_in_vain_end_with_one_line(ddp_run: Path):
     """Process 0 broadcasts while process 1 waits at a barrier: with a 60 s collective timeout the
     run ends within about 2 minutes, exit 1, one line instead of a traceback, no process left."""
@@ -154,6 +158,7 @@ def fit_and_load_last(tmp_path: Path, tiny_data: Path, *extra: str, env: dict | 
     return torch.load(next((tmp_path / "lightning_logs").rglob("last.ckpt")), map_location="cpu", weights_only=False)
 
 
+@pytest.mark.slow
 def test_bf16_mixed_precision_trains_on_cpu(tmp_path: Path, tiny_data: Path):
     record = tmp_path / "autocast.json"
     state = fit_and_load_last(tmp_path, tiny_data, "--trainer.precision", "bf16-mixed",
@@ -171,6 +176,7 @@ GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU
 
 
 @GPU
+@pytest.mark.slow
 @pytest.mark.parametrize("extra", [
     ["--trainer.precision", "16-mixed"],
     ["--trainer.precision", "bf16-mixed", "--model.channels_last", "true"],

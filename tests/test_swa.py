@@ -105,6 +105,7 @@ def test_a_second_weight_average_is_a_user_error(tiny_data, tmp_path):
         fit(tmp_path, tiny_data, start_epoch=1, extra=[EMAWeightAveraging()])
 
 
+@pytest.mark.slow
 def test_the_cli_takes_it_as_a_callback_and_refuses_a_bad_start_in_one_line(tiny_data, tmp_path):
     swa = ["--trainer.callbacks+=digit_recognizer.training.SWAWeightAveraging", "--trainer.callbacks.start_epoch"]
     run_cli("fit", *tiny_run_args(tiny_data, *swa, "0"), cwd=tmp_path)

@@ -1,10 +1,12 @@
 """Where the competition CSVs come from: a local folder, Kaggle's zip, the Kaggle API, or MNIST by name.
 
-`find_competition_files` is the one place that decides. In order: train.csv / test.csv (plain or
-.gz) in the data folder; Kaggle's `digit-recognizer.zip` there (its two CSVs are unpacked beside
-it once); a download of that zip with the Kaggle API when the `kaggle` package and the user's
-credentials are present; otherwise one error line with the kaggle command to run. MNIST is never a
-silent substitute: it is used only with `source: mnist`, in a folder of its own.
+`resolve_data_dir` picks the folder: --data.data_dir, $DIGIT_RECOGNIZER_DATA, ./data, and on a
+Kaggle notebook /kaggle/input/digit-recognizer. `find_competition_files` is the one place that
+decides what is used from it. In order: train.csv / test.csv (plain or .gz) in the data folder;
+Kaggle's `digit-recognizer.zip` there (its two CSVs are unpacked beside it once); a download of
+that zip with the Kaggle API when the `kaggle` package and the user's credentials are present;
+otherwise one error line with the kaggle command to run. MNIST is never a silent substitute: it is
+used only with `source: mnist`, in a folder of its own.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ DATA_DIR_VARIABLE = "DIGIT_RECOGNIZER_DATA"
 DEFAULT_DATA_DIR = "data"
 MNIST_SUBDIR = "mnist"
 MNIST_TEST_LABELLED_FILE = "test_labelled.csv"
+# Where a Kaggle notebook with the competition added as input finds its files (read-only).
+KAGGLE_INPUT_DIR = Path("/kaggle/input") / COMPETITION
 
 
 def resolve_data_dir(data_dir: str | None) -> tuple[Path, bool]:
-    """(folder, chosen): `data_dir`, else $DIGIT_RECOGNIZER_DATA, else ./data.
+    """(folder, chosen): `data_dir`, else $DIGIT_RECOGNIZER_DATA, else ./data, else, when ./data
+    has no competition files and a Kaggle notebook's KAGGLE_INPUT_DIR has them, that folder.
 
     `chosen` is True when the user named the folder (argument or variable): a named folder that
     does not exist is an error, never replaced by another one.
@@ -41,7 +46,14 @@ def resolve_data_dir(data_dir: str | None) -> tuple[Path, bool]:
         return Path(data_dir), True
     if os.environ.get(DATA_DIR_VARIABLE):
         return Path(os.environ[DATA_DIR_VARIABLE]), True
-    return Path(DEFAULT_DATA_DIR), False
+    default = Path(DEFAULT_DATA_DIR)
+    if not _has_competition_files(default) and _has_competition_files(KAGGLE_INPUT_DIR):
+        return KAGGLE_INPUT_DIR, False
+    return default, False
+
+
+def _has_competition_files(folder: Path) -> bool:
+    return _has_csv(folder) or (folder / KAGGLE_ZIP).is_file()
 
 
 def kaggle_command(folder: Path) -> str:
