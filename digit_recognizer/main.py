@@ -44,7 +44,7 @@ def overview() -> str:
         f"  {'--verbose':<{width}}  show the traceback of an error (before the subcommand)",
         f"  {'-h, --help':<{width}}  this message; SUBCOMMAND --help lists a subcommand's options",
         "",
-        "Recipes by name: --config cnn.yaml (the default), quick.yaml, best.yaml, strong.yaml.",
+        "Recipes by name: --config cnn.yaml (the default), quick.yaml, best.yaml, deotte.yaml.",
     ]
     return "\n".join(lines)
 

@@ -52,7 +52,7 @@ LANDING_LAYOUT: dict[str, dict[str, list]] = {
 
 NO_VALIDATION_TEXT = (
     "**This run has no validation split** (`data.val_fraction 0`, `data.folds 0`: every row of "
-    "train.csv trains, as in `best.yaml` and `strong.yaml`). So there are no `val/` curves, "
+    "train.csv trains, as in `best.yaml` and `deotte.yaml`). So there are no `val/` curves, "
     "confusion matrices, mistakes, PR curves, projector embedding, nor an HParams `val/acc_best`; "
     "the CUSTOM SCALARS tab shows the training curves. To measure the recipe, train it again with "
     "`--data.val_fraction 0.1`."

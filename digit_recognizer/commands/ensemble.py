@@ -1,4 +1,4 @@
-"""`ensemble [--seeds 1 2 3] [--recipes cnn.yaml strong.yaml] [--folds K] [--parallel N] FIT_ARGS...`:
+"""`ensemble [--seeds 1 2 3] [--recipes cnn.yaml deotte.yaml] [--folds K] [--parallel N] FIT_ARGS...`:
 several networks, then the submission of their averaged probabilities.
 
 Each member (every recipe with every seed, and with `--folds K` every fold) is an ordinary `fit`
@@ -78,7 +78,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--seeds", type=int, nargs="+",
                         help="training seeds, one network each (default with --folds: the recipe's seed)")
     parser.add_argument("--recipes", nargs="+",
-                        help="recipes to train, each with every seed (e.g. best.yaml strong.yaml); default: --config's")
+                        help="recipes to train, each with every seed (e.g. best.yaml deotte.yaml); default: --config's")
     parser.add_argument("--folds", type=int,
                         help="K-fold cross-validation: one network per fold, their out-of-fold accuracy on every "
                              "row of train.csv, and the submission of all of them")

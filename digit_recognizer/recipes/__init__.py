@@ -6,11 +6,13 @@ path to a file still wins over a recipe of the same name.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from digit_recognizer.errors import UserError
 
 DEFAULT_RECIPE = "cnn.yaml"  # the reference recipe: every run's base config
+RENAMED_RECIPES = {"strong.yaml": "deotte.yaml"}  # earlier names, still accepted: a name claims no more than its numbers
 
 
 def recipes_dir() -> Path:
@@ -27,6 +29,10 @@ def recipe_path(name: str) -> Path:
     given = Path(name)
     if given.is_file():
         return given
+    renamed = RENAMED_RECIPES.get(name) or RENAMED_RECIPES.get(f"{name}.yaml")
+    if renamed is not None and given.parent == Path("."):
+        print(f"note: the recipe {name} is now called {renamed}", file=sys.stderr)
+        return recipes_dir() / renamed
     for candidate in (name, f"{name}.yaml"):
         path = recipes_dir() / candidate
         if given.parent == Path(".") and path.is_file():

@@ -37,7 +37,7 @@ class SWAWeightAveraging(WeightAveraging):
     learning rate stays up at the end (e.g. OneCycleLR with `final_div_factor` below 1).
     `recompute_batch_norm`: measure the average's BatchNorm statistics on 5,000 (unaugmented)
     training rows spread over the set, one forward pass each time a new average is used (on
-    strong.yaml's three networks: +1.0 image each from one view, +2.7 with its shifts;
+    deotte.yaml's three networks: +1.0 image each from one view, +2.7 with its shifts;
     docs/strong-network.md); False keeps Lightning's averaged statistics. Networks without
     BatchNorm are not affected either way.
     """
