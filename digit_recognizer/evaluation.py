@@ -166,11 +166,11 @@ def write_out_of_fold(checkpoints: Sequence[str], folder: Path, shifts: Sequence
     probabilities = wrong[[f"p{d}" for d in range(NUM_CLASSES)]].to_numpy()
     worst = wrong.assign(confidence=probabilities.max(1)).nlargest(mistakes, "confidence")
     if len(worst):
-        rows = torch.as_tensor(worst["line"].to_numpy() - 2)
+        rows = torch.tensor(worst["line"].to_numpy() - 2)
         images = to_model_input(_train_images(checkpoints[0], data_dir)[rows])
-        figure = figures.wrong_images_figure(images, torch.as_tensor(worst["label"].to_numpy()),
-                                             torch.as_tensor(worst["predicted"].to_numpy()),
-                                             torch.as_tensor(worst["confidence"].to_numpy()), rows)
+        figure = figures.wrong_images_figure(images, torch.tensor(worst["label"].to_numpy()),
+                                             torch.tensor(worst["predicted"].to_numpy()),
+                                             torch.tensor(worst["confidence"].to_numpy()), rows)
         with atomic_path(folder / "oof_mistakes.png") as tmp:
             figure.savefig(tmp, format="png")
     lines = [f"out-of-fold accuracy: {summary['accuracy']:.5f} ± {summary['standard_error']:.5f} "
