@@ -5,16 +5,15 @@ weight average to act (checked, so that the tests can fail)."""
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
 import pytest
 import torch
 
-from helpers.cli import run_cli, tiny_run_args
+from helpers.cli import TESTS_ON_PATH, run_cli, tiny_run_args
 from helpers.data import write_tiny_data
-from helpers.paths import RECIPES, TESTS
+from helpers.paths import RECIPES
 
 
 LAST = Path("lightning_logs/version_0/checkpoints/last.ckpt")
@@ -27,9 +26,8 @@ def fit(cwd: Path, recipe: str, *extra: str, check: bool = True):
     cwd.mkdir(exist_ok=True)
     args = tiny_run_args(cwd.parent / "data", "--trainer.accelerator", "cpu", "--trainer.deterministic", "true",
                          config=RECIPES / recipe)
-    env_path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
-    os.environ["PYTHONPATH"] = env_path  # run_cli passes the environment on: SignalAt imports from tests/
-    return run_cli("fit", *args, *extra, cwd=cwd, check=check)
+    # this subprocess's environment only: SignalAt imports from tests/
+    return run_cli("fit", *args, *extra, cwd=cwd, check=check, env=TESTS_ON_PATH)
 
 
 def signal_at(epoch: int, batch: int, signum: signal.Signals) -> list[str]:
@@ -224,10 +222,9 @@ def test_signals_stop_evaluating_commands_promptly_and_write_nothing(root, cnn_s
     submission = folder / "submission.csv"
     submission.write_text("ImageId,Label\n1,7\n")
     args = tiny_run_args(root / "data", config=RECIPES / "cnn.yaml")
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
     result = run_cli(command, *args, "--ckpt_path", "last", "--data.batch_size", "8", "--submission.path", str(submission),
                      "--trainer.callbacks+=helpers.signal_at.SignalAtPredictBatch", "--trainer.callbacks.batch", "1",
-                     "--trainer.callbacks.signum", str(int(signum)), cwd=folder, check=False)
+                     "--trainer.callbacks.signum", str(int(signum)), cwd=folder, check=False, env=TESTS_ON_PATH)
     assert result.returncode == status, result.stderr[-2000:]
     assert submission.read_text() == "ImageId,Label\n1,7\n"
     assert "Submission (" not in result.stdout
