@@ -52,7 +52,7 @@ def test_seed_accuracy_refuses_networks_of_another_split(tiny_data, tmp_path, se
 
 
 def test_batch_norm_statistics_scores_one_average_with_each_choice_of_statistics(tiny_data, tmp_path):
-    run_cli("fit", *tiny_run_args(tiny_data, "--config", str(RECIPES / "strong.yaml"), "--trainer.max_epochs", "2",
+    run_cli("fit", *tiny_run_args(tiny_data, "--config", str(RECIPES / "deotte.yaml"), "--trainer.max_epochs", "2",
                                   "--data.val_fraction", "0.2", "--model.network.init_args.width", "4"), cwd=tmp_path)
     path = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     result = run_script("batch_norm_statistics", "--data-dir", str(tiny_data), str(path))

@@ -102,7 +102,7 @@ def test_ensemble_of_two_recipes_in_parallel_processes(tmp_path):
     target = tmp_path / "mixed.csv"
     args = [arg for arg in workdir_args(tmp_path, "--submission.path", str(target))]
     del args[:2]  # the recipes come from --recipes
-    result = run_cli("ensemble", "--recipes", "cnn.yaml", "strong.yaml", "--seeds", "1", "--parallel", "2", *args,
+    result = run_cli("ensemble", "--recipes", "cnn.yaml", "deotte.yaml", "--seeds", "1", "--parallel", "2", *args,
                      cwd=tmp_path)
     runs = sorted((tmp_path / "lightning_logs").iterdir())
     assert [run.name for run in runs] == ["version_0", "version_1"]
@@ -110,5 +110,5 @@ def test_ensemble_of_two_recipes_in_parallel_processes(tmp_path):
     classes = [torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]["network"]["class_path"]
                for run in runs]
     assert sorted(classes) == ["digit_recognizer.models.DeotteCNN", "digit_recognizer.models.DigitCNN"]
-    assert "ensemble member (seed 1, cnn.yaml)" in result.stdout and "ensemble member (seed 1, strong.yaml)" in result.stdout
+    assert "ensemble member (seed 1, cnn.yaml)" in result.stdout and "ensemble member (seed 1, deotte.yaml)" in result.stdout
     assert len(pd.read_csv(target)) == 50

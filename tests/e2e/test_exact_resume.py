@@ -156,7 +156,7 @@ def test_best_resumes_exactly_with_its_weight_average(root, best_straight, epoch
 
 @pytest.fixture(scope="module")
 def strong_straight(root) -> dict:
-    fit(root / "strong-straight", "strong.yaml", "--trainer.max_epochs", "4")
+    fit(root / "strong-straight", "deotte.yaml", "--trainer.max_epochs", "4")
     expected = load(root / "strong-straight")
     assert "current_model_state" in expected, "the weight average must have begun"
     assert any(name.endswith("running_mean") for name in expected["state_dict"]), "BatchNorm's statistics are saved"
@@ -167,10 +167,10 @@ def test_strong_resumes_exactly_after_sigterm_in_mid_epoch(root, strong_straight
     """DeotteCNN with BatchNorm and SWA: the running statistics of the network and of its average
     (both in the state dicts assert_same_state compares) match the uninterrupted run's."""
     folder = root / "strong-sigterm"
-    stopped = fit(folder, "strong.yaml", "--trainer.max_epochs", "4", *signal_at(2, 1, signal.SIGTERM), check=False)
+    stopped = fit(folder, "deotte.yaml", "--trainer.max_epochs", "4", *signal_at(2, 1, signal.SIGTERM), check=False)
     assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr[-2000:]
     assert load(folder)["global_step"] == 8, "SIGTERM is acted on once the batch it came in has trained"
-    fit(folder, "strong.yaml", "--trainer.max_epochs", "4", "--ckpt_path", "last")
+    fit(folder, "deotte.yaml", "--trainer.max_epochs", "4", "--ckpt_path", "last")
     assert_same_state(strong_straight, load(folder))
 
 
