@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from digit_recognizer import figures
 from digit_recognizer.constants import NUM_CLASSES
 
-from digit_recognizer.checkpoints import describe_split, holds_rows_out, read_checkpoint, recorded_split
+from digit_recognizer.checkpoints import describe_split, holds_rows_out, read_checkpoint, recorded_data_dir, recorded_split
 from digit_recognizer.data.datamodule import KaggleDigitsDataModule, to_model_input
 from digit_recognizer.errors import UserError
 from digit_recognizer.files import atomic_path
@@ -110,8 +110,7 @@ def out_of_fold(checkpoints: Sequence[str], shifts: Sequence[Shift] = (), data_d
         split = recorded_split(path, contents)
         if not split["folds"]:
             raise UserError(f"{path}: not a fold's run (data.folds 0), so its held-out rows are not a fold")
-        recorded = (contents.get("datamodule_hyper_parameters") or {}).get("data_dir")
-        data = KaggleDigitsDataModule(data_dir or recorded, download=False, **split)
+        data = KaggleDigitsDataModule(data_dir or recorded_data_dir(contents), download=False, **split)
         data.setup("validate")
         held_out = data.val_set
         size = len(data.train_set) + len(held_out)
@@ -170,7 +169,7 @@ def write_out_of_fold(checkpoints: Sequence[str], folder: Path, shifts: Sequence
         images = to_model_input(_train_images(checkpoints[0], data_dir)[rows])
         figure = figures.wrong_images_figure(images, torch.tensor(worst["label"].to_numpy()),
                                              torch.tensor(worst["predicted"].to_numpy()),
-                                             torch.tensor(worst["confidence"].to_numpy()), rows)
+                                             torch.tensor(worst["confidence"].to_numpy()), rows, per_row=8)
         with atomic_path(folder / "oof_mistakes.png") as tmp:
             figure.savefig(tmp, format="png")
     lines = [f"out-of-fold accuracy: {summary['accuracy']:.5f} ± {summary['standard_error']:.5f} "
@@ -182,8 +181,7 @@ def write_out_of_fold(checkpoints: Sequence[str], folder: Path, shifts: Sequence
 
 def _train_images(checkpoint: str, data_dir: str | None) -> Tensor:
     """train.csv's uint8 images (N, 28, 28), in the file's order, from the checkpoint's data folder."""
-    contents = read_checkpoint(checkpoint)
-    recorded = (contents.get("datamodule_hyper_parameters") or {}).get("data_dir")
-    data = KaggleDigitsDataModule(data_dir or recorded, download=False, val_fraction=0.0)
+    data = KaggleDigitsDataModule(data_dir or recorded_data_dir(read_checkpoint(checkpoint)), download=False,
+                                  val_fraction=0.0)
     data.setup("fit")
     return data.train_set.images.cpu()

@@ -17,7 +17,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.util.tensor_util import make_ndarray
 
 from digit_recognizer import figures
-from digit_recognizer.checkpoints import holds_rows_out, read_checkpoint, recorded_split
+from digit_recognizer.checkpoints import holds_rows_out, read_checkpoint, recorded_data_dir, recorded_split
 from digit_recognizer.data.datamodule import KaggleDigitsDataModule
 from digit_recognizer.names import CONFUSION_COUNTS_TAG, EPOCH_TAG, LAST, MISTAKES_TAG, STAGE_NAMES
 from digit_recognizer.errors import UserError
@@ -125,8 +125,7 @@ def write_run_embedding(run_dir: Path, data_dir: str | None, max_images: int) ->
     split = recorded_split(path, contents)
     if not holds_rows_out(split):
         return None
-    recorded = (contents.get("datamodule_hyper_parameters") or {}).get("data_dir")
-    data = KaggleDigitsDataModule(data_dir or recorded, download=False, **split)
+    data = KaggleDigitsDataModule(data_dir or recorded_data_dir(contents), download=False, **split)
     data.setup("validate")
     return write_embedding_into(run_dir, network_from_checkpoint(path, contents), data.val_set.images,
                                 data.val_set.labels, max_images, epoch=int(contents.get("epoch", 0)) + 1)

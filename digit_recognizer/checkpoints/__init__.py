@@ -11,6 +11,7 @@ from digit_recognizer.checkpoints.reading import (
     holds_rows_out,
     migrate_hyperparameters,
     network_settings,
+    recorded_data_dir,
     read_checkpoint,
     recorded_inference,
     recorded_split,
@@ -18,4 +19,4 @@ from digit_recognizer.checkpoints.reading import (
 
 __all__ = ["AtomicCheckpointIO", "CHECKPOINT_FORMAT", "DEFAULT_NETWORK", "RESUMED_DATA_SETTINGS", "SPLIT_SETTINGS",
            "check_checkpoint", "check_resume", "describe_split", "holds_rows_out", "migrate_hyperparameters",
-           "network_settings", "read_checkpoint", "recorded_inference", "recorded_split"]
+           "network_settings", "read_checkpoint", "recorded_data_dir", "recorded_inference", "recorded_split"]

@@ -94,6 +94,11 @@ def describe_split(split: dict[str, Any]) -> str:
     return f"{held_out}, split_seed {split.get('split_seed')}"
 
 
+def recorded_data_dir(checkpoint: dict[str, Any]) -> str | None:
+    """The data folder the checkpoint's run trained from (None: the usual lookup)."""
+    return (checkpoint.get("datamodule_hyper_parameters") or {}).get("data_dir")
+
+
 def recorded_inference(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
     """The inference settings (shifts, checkpoints) the run's recipe chose, as InferenceAveraging
     saved them; None in checkpoints written before they were recorded."""

@@ -133,7 +133,7 @@ def main(argv: list[str], cli_class: type[LightningCLI]) -> None:
     for member, checkpoint in zip(members, checkpoints):
         print(f"ensemble member ({member}): {checkpoint}")
     if options.folds:
-        print(write_out_of_fold(checkpoints, ensemble.folder, shifts, _data_dir(args)))
+        print(write_out_of_fold(checkpoints, ensemble.folder, shifts))  # each from its run's recorded data folder
     submission = [] if _gives(args, "--submission.path") else ["--submission.path", str(ensemble.folder / SUBMISSION_FILE)]
     if options.distill:
         student = fit_one(cli_class, [*first.args(args), "--model.distillation.teachers", json.dumps(checkpoints)])
@@ -181,16 +181,6 @@ def _identity(argv: list[str]) -> list[str]:
 
 def _gives(args: list[str], option: str) -> bool:
     return any(arg == option or arg.startswith(option + "=") for arg in args)
-
-
-def _data_dir(args: list[str]) -> str | None:
-    """--data.data_dir as given to the members (None: the usual lookup)."""
-    for i, arg in enumerate(args):
-        if arg == "--data.data_dir" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("--data.data_dir="):
-            return arg.split("=", 1)[1]
-    return None
 
 
 def resume_args(run: Path) -> list[str]:

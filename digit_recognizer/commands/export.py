@@ -14,7 +14,7 @@ from typing import Any
 
 from lightning.pytorch.cli import LightningCLI
 
-from digit_recognizer.checkpoints import network_settings, read_checkpoint, recorded_inference
+from digit_recognizer.checkpoints import network_settings, read_checkpoint, recorded_data_dir, recorded_inference
 from digit_recognizer.constants import TRAIN_FILE
 from digit_recognizer.errors import UserError
 from digit_recognizer.data.sources import existing_csv, resolve_data_dir
@@ -98,7 +98,6 @@ def _train_checksum(checkpoint: dict[str, Any], data_dir: str | None) -> str | N
 
     The folder is the one the checkpoint records, else the recipe's; nothing is downloaded.
     """
-    recorded = (checkpoint.get("datamodule_hyper_parameters") or {}).get("data_dir")
-    folder, _ = resolve_data_dir(recorded or data_dir)
+    folder, _ = resolve_data_dir(recorded_data_dir(checkpoint) or data_dir)
     path = existing_csv(folder / TRAIN_FILE)
     return data_checksum(path) if path is not None else None
