@@ -12,8 +12,9 @@ import pytest
 import torch
 import yaml
 
+from digit_recognizer.report import read_events
+
 from helpers.cli import run_cli, start_cli, tiny_run_args, wait_for
-from helpers.events import read_events
 
 
 CHECKPOINTS = Path("lightning_logs/version_0/checkpoints")

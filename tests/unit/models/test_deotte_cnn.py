@@ -1,5 +1,6 @@
 """DeotteCNN, the stronger network beside DigitCNN: its shape, size, modes and wiring."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -11,6 +12,14 @@ from digit_recognizer.models import DeotteCNN
 
 PARAMETERS = 326_410  # the class docstring's number
 MULTIPLY_ADDS = 15_162_752  # conv 1..7 and the dense layer, counted by hand in docs/strong-network.md
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def images(n: int, seed: int = 0) -> torch.Tensor:
