@@ -4,6 +4,7 @@ data and made-up networks."""
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
 
@@ -71,3 +72,21 @@ def test_batch_norm_statistics_refuses_a_network_without_an_average_in_one_line(
     result = run_script("batch_norm_statistics", "--data-dir", str(tiny_data), str(tmp_path / "1.ckpt"))
     assert result.returncode == 2
     assert result.stderr == f"error: {tmp_path / '1.ckpt'}: no weight average in this checkpoint (SWA had not begun, or the run had none)\n"
+
+
+def test_compare_oof_pairs_two_recipes_on_the_same_rows(tmp_path):
+    """Rows only A gets right (b) against rows only B gets right (c), and McNemar's exact p on them."""
+    lines, labels = list(range(2, 102)), [i % 10 for i in range(100)]
+    predicted_a = [label if i >= 10 else (label + 1) % 10 for i, label in enumerate(labels)]  # rows 0-9 wrong
+    predicted_b = [label if i not in range(10, 12) else (label + 1) % 10 for i, label in enumerate(labels)]
+    for name, predicted in (("a.csv", predicted_a), ("b.csv", predicted_b)):
+        pd.DataFrame({"line": lines, "label": labels, "predicted": predicted, "fold": 0}).to_csv(tmp_path / name, index=False)
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compare_oof.py"), str(tmp_path / "a.csv"),
+                             str(tmp_path / "b.csv")], capture_output=True, text=True, timeout=120, check=True)
+    assert "A " in result.stdout and "0.90000" in result.stdout and "0.98000" in result.stdout
+    assert "rows only A gets right: 2, only B: 10; McNemar's exact p = 0.0386 (a real difference)" in result.stdout
+    pd.DataFrame({"line": lines[:50], "label": labels[:50], "predicted": labels[:50], "fold": 0}).to_csv(
+        tmp_path / "short.csv", index=False)
+    other = subprocess.run([sys.executable, str(REPO / "benchmarks" / "compare_oof.py"), str(tmp_path / "a.csv"),
+                            str(tmp_path / "short.csv")], capture_output=True, text=True, timeout=120)
+    assert other.returncode == 2 and "do not hold the same rows" in other.stderr

@@ -95,31 +95,39 @@ def test_sigterm_stops_a_two_process_predict_and_leaves_no_process(ddp_run: Path
                             "--submission.path", str(tmp_path / "submission.csv"),  # 13 batches of 1 s each
                             "--trainer.callbacks+=helpers.signal_at.SlowPredictBatches", "--trainer.callbacks.started",
                             str(started))
-    out, err = sigterm_once_running(start_ddp(ddp_run, "predict", *args), started)
+    out, err = signal_once_running(start_ddp(ddp_run, "predict", *args), started)
     assert "Traceback" not in err and not (tmp_path / "submission.csv").exists()
 
 
-def test_sigterm_stops_a_two_process_fit_and_leaves_no_process(tmp_path: Path):
-    """SIGTERM to the command (process 0) once both processes train: it saves last.ckpt to resume."""
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_stops_a_two_process_fit_and_leaves_no_process(tmp_path: Path, signum: int, status: int):
+    """SIGTERM to the command (process 0) once both processes train, or Ctrl-C to the terminal's
+    process group (both processes): it saves last.ckpt to resume."""
     write_tiny_data(tmp_path)
     process = start_ddp(tmp_path, "fit", *default_run_args(tmp_path / "data", *DDP, "--trainer.max_epochs", "1000"))
-    out, err = sigterm_once_running(process, tmp_path / RUN / "checkpoints" / "last.ckpt")
+    out, err = signal_once_running(process, tmp_path / RUN / "checkpoints" / "last.ckpt", signum, status,
+                                   whole_group=signum == signal.SIGINT)
     assert "Traceback" not in err, err[-3000:]
     assert "continue with --ckpt_path last" in out + err
 
 
-def sigterm_once_running(process: subprocess.Popen, ready: Path) -> tuple[str, str]:
-    """SIGTERM to process 0 (as `kill PID` sends it) once `ready` exists: it must exit 143 within
-    60 s with no process of its group left. Returns its (stdout, stderr)."""
+def signal_once_running(process: subprocess.Popen, ready: Path, signum: int = signal.SIGTERM, status: int = 143,
+                        whole_group: bool = False) -> tuple[str, str]:
+    """`signum` to process 0 (as `kill PID` sends it) or, `whole_group`, to every process of the
+    command (as a terminal's Ctrl-C) once `ready` exists: it must exit `status` within 60 s with no
+    process of its group left. Returns its (stdout, stderr)."""
     try:
         wait_for(ready, process)
         signalled = time.monotonic()
-        process.send_signal(signal.SIGTERM)
+        if whole_group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
         try:
             out, err = process.communicate(timeout=60)
         except subprocess.TimeoutExpired:
-            raise AssertionError("still running 60 s after SIGTERM") from None
-        assert process.returncode == 143, (out + err)[-3000:]
+            raise AssertionError(f"still running 60 s after signal {signum}") from None
+        assert process.returncode == status, (out + err)[-3000:]
         assert time.monotonic() - signalled < 60
         assert not group_survivors(process.pid), "a process of the run outlived it"
         return out, err

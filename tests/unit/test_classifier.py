@@ -82,3 +82,11 @@ def test_compile_keeps_the_checkpoint_keys():
     compiled = DigitClassifier(compile="reduce-overhead")
     assert compiled.network._compiled_call_impl is not None, "the network is compiled in place"
     assert compiled.state_dict().keys() == DigitClassifier().state_dict().keys()
+
+
+def test_one_step_a_batch_is_plain_automatic_optimization():
+    """The multi-step machinery is opt-in: with one step per batch none of it is there."""
+    plain = DigitClassifier()
+    assert plain.automatic_optimization and plain.multi_step is None
+    grouped = DigitClassifier(steps_per_batch=4)
+    assert not grouped.automatic_optimization and grouped.multi_step.steps_per_batch == 4
