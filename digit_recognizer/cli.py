@@ -45,7 +45,16 @@ from digit_recognizer.lightning_internals import subcommand_parsers
 from digit_recognizer.names import EVALUATING_COMMANDS
 from digit_recognizer.recipes import default_config
 from digit_recognizer.run_policy import standard_callbacks, with_atomic_checkpoints, with_collective_timeout, has_callback
-from digit_recognizer.runs import RunConfigSaver, RunLogger, file_logger, find_checkpoint, log_root_of, run_dir_of, training_pid
+from digit_recognizer.runs import (
+    RUN_PREFIX,
+    RunConfigSaver,
+    RunLogger,
+    file_logger,
+    find_checkpoint,
+    log_root_of,
+    run_dir_of,
+    training_pid,
+)
 
 TRAINER_COMMANDS = ("fit", *EVALUATING_COMMANDS)
 DEFAULT_LOGGER = {
@@ -150,8 +159,8 @@ class DigitCLI(LightningCLI):
         if pid is not None:
             raise CheckpointError(f"{run} is still training (process {pid}); resume it once that run has stopped")
         logger = file_logger(config.trainer.logger)
-        if logger is not None and run.parent == log_root.resolve() and run.name.startswith("version_"):
-            logger.init_args.version = int(run.name.removeprefix("version_"))  # keep logging into that run
+        if logger is not None and run.parent == log_root.resolve() and run.name.startswith(RUN_PREFIX):
+            logger.init_args.version = int(run.name.removeprefix(RUN_PREFIX))  # keep logging into that run
 
     def instantiate_classes(self) -> None:
         super().instantiate_classes()
@@ -178,8 +187,8 @@ class DigitCLI(LightningCLI):
         try:
             super()._run_subcommand(subcommand)
         except (UserError, MisconfigurationException):
-            # Nothing was trained or written: take back the run folder or event file Lightning
-            # created while setting up.
+            # Take back the run folder or event file Lightning created while setting up, unless the
+            # run logged metrics before it failed (a full disk at a later checkpoint): then they stay.
             for logger in self.trainer.loggers:
                 if isinstance(logger, RunLogger):
                     logger.discard()

@@ -24,7 +24,7 @@ COMMANDS = {
     "test": "score a checkpoint on the validation split or a labelled CSV (--data.test_csv)",
     "predict": "write the Kaggle submission (or label your own images with --data.images)",
     "report": "write a run's figures as PNGs from its TensorBoard events: report RUN_DIR",
-    "ensemble": "train several networks (--seeds, --recipes) and submit their averaged probabilities",
+    "ensemble": "train several networks (--seeds, --recipes, --folds K) and submit their averaged probabilities",
     "export": "write a checkpoint's network as ONNX or TorchScript, with a model card: export --ckpt_path best",
 }
 
@@ -65,8 +65,10 @@ def main(argv: list[str] | None = None) -> None:
 
     Exit status: 0 done, 2 a user error, 130 after Ctrl-C, 143 after SIGTERM.
     """
-    # Lightning 2.6 on torch 2.14 warns about its own use of a torch internal on every batch.
+    # Lightning 2.6 on torch 2.14 warns about its own use of torch internals: on every batch, and in
+    # every all_gather of a multi-process run.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    warnings.filterwarnings("ignore", message=r"torch.distributed.nn.functional.all_gather is deprecated")
     # validate/test/predict with best.yaml: the checkpoint's state_dict already holds the
     # averaged weights, which is what these commands should use.
     warnings.filterwarnings("ignore", message=r"You're using the WeightAveraging callback, but loading a checkpoint")
