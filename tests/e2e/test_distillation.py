@@ -18,7 +18,7 @@ def test_the_cli_takes_teachers_and_reports_a_wrong_split_in_one_line(teacher):
     run_cli("fit", *workdir_args(root, "--model.distillation.teachers", f"[{path}]"), cwd=root)
     result = run_cli("fit", *workdir_args(root, "--model.distillation.teachers", f"[{path}]", "--data.split_seed", "3"), cwd=root, check=False)
     assert one_line_error(result.returncode, result.stderr) == (
-        f"error: {path}: this teacher trained with val_fraction 0.1 and split_seed 42, so it saw rows this run "
+        f"error: {path}: this teacher trained with val_fraction 0.1, split_seed 42, so it saw rows this run "
         f"validates on (val_fraction 0.1, split_seed 3); use teachers of the same split"
     )
 

@@ -104,8 +104,9 @@ def test_ensemble_of_two_recipes_in_parallel_processes(tmp_path):
     del args[:2]  # the recipes come from --recipes
     result = run_cli("ensemble", "--recipes", "cnn.yaml", "deotte.yaml", "--seeds", "1", "--parallel", "2", *args,
                      cwd=tmp_path)
-    runs = sorted((tmp_path / "lightning_logs").iterdir())
+    runs = sorted((tmp_path / "lightning_logs").glob("version_*"))
     assert [run.name for run in runs] == ["version_0", "version_1"]
+    assert (tmp_path / "lightning_logs" / "ensemble_0" / "ensemble.json").is_file(), "the ensemble's own folder"
     assert all((run / "fit.log").is_file() and (run / "checkpoints" / "last.ckpt").is_file() for run in runs)
     classes = [torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]["network"]["class_path"]
                for run in runs]
